@@ -1,0 +1,111 @@
+"""Errors bpfnb raises for problems a user can fix.
+
+    BpfnbError
+    ├── CompileError      clang rejected the C code (diagnostics in cell lines)
+    ├── LoadError         the kernel refused a program (verifier log, errno)
+    ├── AttachError       a loaded program could not be attached to its hook
+    ├── PrivilegeError    the process may not use bpf() or perf events
+    ├── SetupError        a precondition is missing: headers, tracefs, BCC
+    ├── DecodeError       bytes from the kernel do not fit the declared type
+    └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
+
+Every error carries a one-line ``hint`` that says what to do. In IPython the
+error is shown without a traceback (``_render_traceback_``): the traceback of
+bpfnb's internals says nothing to someone whose C code has a typo.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttachError",
+    "BpfnbError",
+    "CompileError",
+    "DecodeError",
+    "LoadError",
+    "PrivilegeError",
+    "SetupError",
+    "UnsupportedMapError",
+]
+
+_DOCTOR_HINT = "Run `%bpf doctor` (or `bpfnb doctor` in a shell) to check this machine."
+
+
+class BpfnbError(Exception):
+    """Root of every error bpfnb raises on purpose."""
+
+    #: IPython shows ``_render_traceback_`` instead of a traceback; set this to
+    #: False (``%config BpfnbMagics.short_errors = False``) to see the traceback.
+    short = True
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.details:
+            parts.append(self.details)
+        if self.hint:
+            parts.append(self.hint)
+        return "\n".join(parts)
+
+    def _render_traceback_(self) -> list[str]:
+        if not type(self).short:
+            # IPython falls back to its ordinary traceback on this exception.
+            raise NotImplementedError
+        red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
+        lines = [f"{red}{bold}{type(self).__name__}{reset}: {self.message}"]
+        if self.details:
+            lines.extend(self.details.rstrip("\n").splitlines())
+        if self.hint:
+            lines.append(f"{bold}hint{reset}: {self.hint}")
+        return lines
+
+
+class CompileError(BpfnbError):
+    """The C code did not compile; ``details`` holds clang's diagnostics."""
+
+
+class LoadError(BpfnbError):
+    """The kernel refused to load a program; ``details`` holds the verifier's words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        details: str = "",
+        errno: int | None = None,
+        function: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.errno = errno
+        self.function = function
+
+
+class AttachError(BpfnbError):
+    """A program loaded but could not be attached to its hook."""
+
+
+class PrivilegeError(BpfnbError):
+    """The process lacks the privileges bpf() and perf events need."""
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
+        super().__init__(message, hint=hint or _DOCTOR_HINT, details=details)
+
+
+class SetupError(BpfnbError):
+    """Something the machine must provide is missing (headers, tracefs, BCC)."""
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
+        super().__init__(message, hint=hint or _DOCTOR_HINT, details=details)
+
+
+class DecodeError(BpfnbError):
+    """Bytes read from the kernel do not match the type they were declared with."""
+
+
+class UnsupportedMapError(BpfnbError):
+    """A map whose type bpfnb cannot read from Python."""

@@ -1,0 +1,70 @@
+"""Fixtures for tests that load real programs into the running kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.privileged)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="needs root to load BPF programs"))
+
+
+_FD_KINDS = {
+    "anon_inode:bpf-prog": "prog",
+    "anon_inode:bpf-map": "map",
+    "anon_inode:bpf_link": "link",
+    "anon_inode:btf": "btf",
+    "anon_inode:[perf_event]": "perf_event",
+}
+
+
+def own_bpf_objects() -> dict[str, int]:
+    """Count this process's open BPF programs, maps, links, BTF and perf events."""
+    counts = dict.fromkeys(_FD_KINDS.values(), 0)
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            kind = _FD_KINDS.get(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+        if kind:
+            counts[kind] += 1
+    return counts
+
+
+def kernel_prog_ids() -> set[int]:
+    """Ids of the kernel's BPF programs that this process holds or that nobody holds.
+
+    A program no process holds stays loaded only through a kernel attachment
+    (XDP, tc, a socket): exactly the leak to catch. Programs of other processes
+    are left out so that tests running beside other BPF users stay exact.
+    """
+    bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
+    out = subprocess.run([bpftool, "-j", "prog", "show"], check=True, capture_output=True, text=True)
+    me = os.getpid()
+    return {
+        p["id"]
+        for p in json.loads(out.stdout or "[]")
+        if not p.get("pids") or any(holder["pid"] == me for holder in p["pids"])
+    }
+
+
+@pytest.fixture
+def no_leaks():
+    """Fail the test if it leaves a BPF program in the kernel or an fd in this process."""
+    before_ids = kernel_prog_ids()
+    before_fds = own_bpf_objects()
+    yield
+    leaked = kernel_prog_ids() - before_ids
+    assert not leaked, f"programs left in the kernel: {sorted(leaked)}"
+    assert own_bpf_objects() == before_fds
