@@ -6,13 +6,15 @@ naming convention (``tracepoint__sched__sched_switch``), which bpfnb applies
 itself so that a failure half way can undo everything before it.
 
 :func:`attach` returns an :class:`Attachment`. Most hooks are released by
-``BPF.cleanup()``; XDP programs and socket filters are not, so their
+``BPF.cleanup()``; XDP links and socket filters are not, so their
 attachments carry their own ``undo``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 from ._compile import captured_c_output
 from ._environment import tracefs_dir
 from ._exceptions import AttachError
+from ._libbpf import link_create
 
 if TYPE_CHECKING:
     import bcc
@@ -69,7 +72,7 @@ _NAME_PREFIXES = {
 }
 
 _XDP_MODES = {"auto": 0, "skb": 2, "generic": 2, "drv": 4, "native": 4, "hw": 8, "offload": 8}
-_XDP_FLAGS_UPDATE_IF_NOEXIST = 1
+_BPF_XDP = 37  # enum bpf_attach_type
 
 _PERF_EVENTS = {
     "software": (1, {
@@ -245,13 +248,14 @@ def _tracepoint(bpf: bcc.BPF, probe: Probe) -> Attachment:
 
 
 def _raw_tracepoint(bpf: bcc.BPF, probe: Probe) -> Attachment:
-    try:
-        bpf.attach_raw_tracepoint(tp=probe.target.encode(), fn_name=probe.function.encode())
-    except Exception as exc:
+    if not glob.glob(_tracefs_path("events", "*", probe.target)):
         raise AttachError(
             f"there is no raw tracepoint {probe.target} on this kernel.",
-            hint="Raw tracepoints carry the names of tracepoints without their category: `%bpf probes` lists them.",
-        ) from exc
+            hint="Raw tracepoints are named like tracepoints without their category: `%bpf probes` lists them.",
+        )
+    if probe.target.encode() in bpf.raw_tracepoint_fds:
+        raise AttachError(f"BCC attaches one function per raw tracepoint and program; {probe.target} has one already.")
+    bpf.attach_raw_tracepoint(tp=probe.target.encode(), fn_name=probe.function.encode())
     return Attachment(probe)
 
 
@@ -301,11 +305,15 @@ def _require_device(device: str) -> None:
 
 def _xdp(bpf: bcc.BPF, probe: Probe) -> Attachment:
     _require_device(probe.target)
-    flags = _XDP_MODES[probe.option("mode", "auto")]
     fn = bpf.funcs[probe.function.encode()]
-    # Refuse rather than silently replace somebody else's XDP program.
-    bpf.attach_xdp(probe.target.encode(), fn, flags | _XDP_FLAGS_UPDATE_IF_NOEXIST)
-    return Attachment(probe, undo=lambda: bpf.remove_xdp(probe.target.encode(), flags))
+    # A link, unlike BCC's netlink attach, ends with its fd: a killed process
+    # leaves no XDP program behind, and an existing program is never replaced.
+    try:
+        link = link_create(fn.fd, socket.if_nametoindex(probe.target), _BPF_XDP, flags=_XDP_MODES[probe.option("mode", "auto")])
+    except OSError as exc:
+        busy = " (it already has an XDP program)" if exc.errno == errno.EBUSY else ""
+        raise AttachError(f"cannot attach XDP program {probe.function} to {probe.target}{busy}: {exc.strerror}") from None
+    return Attachment(probe, undo=lambda: os.close(link))
 
 
 def _socket_filter(bpf: bcc.BPF, probe: Probe) -> Attachment:

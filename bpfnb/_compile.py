@@ -136,7 +136,7 @@ def compile_source(
     cwd = os.getcwd()
     try:
         with captured_c_output() as output:
-            bpf = bpf_class(text=text, cflags=list(cflags), debug=debug)
+            bpf = bpf_class(text=text.encode(), cflags=list(cflags), debug=debug)
     except Exception as exc:  # BCC raises bare Exception for everything
         raise _compile_error(output[0] if output else "") from exc
     finally:

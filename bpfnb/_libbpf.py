@@ -24,6 +24,7 @@ __all__ = [
     "TestRunOpts",
     "check",
     "libbpf",
+    "link_create",
     "prog_load",
     "prog_test_run",
     "raw_tracepoint_open",
@@ -41,6 +42,9 @@ def libbpf() -> ctypes.CDLL:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     lib.bpf_enable_stats.argtypes = [ctypes.c_int]
     lib.bpf_enable_stats.restype = ctypes.c_int
+    # Links: attachments that end with the fd (XDP in Program).
+    lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    lib.bpf_link_create.restype = ctypes.c_int
     # Program loading and test runs (helpers catalog, packet lab).
     lib.bpf_prog_load.argtypes = [
         ctypes.c_int,
@@ -311,3 +315,14 @@ def prog_name_by_id(prog_id: int) -> str:
 def num_possible_cpus() -> int:
     """CPUs a per-CPU map holds a value for (``/sys/devices/system/cpu/possible``)."""
     return check(libbpf().libbpf_num_possible_cpus(), "number of possible CPUs")
+
+
+class _LinkCreateOpts(ctypes.Structure):
+    # The head of libbpf's struct bpf_link_create_opts; libbpf reads only `sz` bytes.
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32)]
+
+
+def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 0) -> int:
+    """Attach a program through a BPF link; the attachment lasts while the returned fd is open."""
+    opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=flags)
+    return check(libbpf().bpf_link_create(prog_fd, target_fd, attach_type, ctypes.byref(opts)), "bpf_link_create")

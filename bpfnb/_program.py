@@ -208,6 +208,11 @@ class Program:
         return [a.probe for a in self._holdings.attachments] if not self.closed else []
 
     @property
+    def sockets(self) -> dict[str, int]:
+        """Raw socket fds of socket filters by function: read packets that pass the filter from them."""
+        return {a.probe.function: a.socket_fd for a in self._holdings.attachments if a.socket_fd is not None}
+
+    @property
     def maps(self) -> Mapping[str, Any]:
         """The program's maps by name, each a view with ``.df()``."""
         return _Maps(self)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def no_leaks():
     before_ids = kernel_prog_ids()
     before_fds = own_bpf_objects()
     yield
-    leaked = kernel_prog_ids() - before_ids
+    # The kernel frees a closed program after an RCU grace period, not at close().
+    deadline = time.monotonic() + 3
+    while (leaked := kernel_prog_ids() - before_ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not leaked, f"programs left in the kernel: {sorted(leaked)}"
     assert own_bpf_objects() == before_fds
+
+
+@pytest.fixture(scope="session")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small binary calling getppid() and bpfnb_target() N times (N = argv[1])."""
+    binary = tmp_path_factory.mktemp("workload") / "workload"
+    source = Path(__file__).parent / "data" / "workload.c"
+    subprocess.run(["cc", "-O1", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def run_workload(binary: Path, calls: int) -> int:
+    """Run the workload to completion; return its pid."""
+    process = subprocess.Popen([str(binary), str(calls)])
+    assert process.wait() == 0
+    return process.pid
