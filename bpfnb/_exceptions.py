@@ -16,6 +16,8 @@ bpfnb's internals says nothing to someone whose C code has a typo.
 
 from __future__ import annotations
 
+from typing import Callable
+
 __all__ = [
     "AttachError",
     "BpfnbError",
@@ -51,10 +53,14 @@ class BpfnbError(Exception):
             parts.append(self.hint)
         return "\n".join(parts)
 
-    def _render_traceback_(self) -> list[str]:
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        # IPython shows the ordinary traceback when this attribute is missing.
         if not type(self).short:
-            # IPython falls back to its ordinary traceback on this exception.
-            raise NotImplementedError
+            raise AttributeError("_render_traceback_")
+        return self._short_traceback
+
+    def _short_traceback(self) -> list[str]:
         red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
         lines = [f"{red}{bold}{type(self).__name__}{reset}: {self.message}"]
         if self.details:

@@ -1,0 +1,150 @@
+"""The %%bpf and %bpf magics in a real IPython shell, loading real programs."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import bpfnb
+
+from .conftest import kernel_prog_ids, run_workload
+
+COUNTER_CELL = """%%bpf {name} {options}
+BPF_HASH(counts, u32, u64);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    counts.increment(pid);
+    return 0;
+}}
+"""
+
+
+@pytest.fixture
+def shell(no_leaks):
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    yield ip
+    ip.run_line_magic("unload_ext", "bpfnb")
+    InteractiveShell.clear_instance()
+
+
+def run(shell: InteractiveShell, cell: str):
+    result = shell.run_cell(cell)
+    return result
+
+
+def prog_id(program: bpfnb.Program) -> int:
+    return int(program.stats().prog_id[0])
+
+
+def test_cell_binds_a_program_that_counts(shell, workload):
+    result = run(shell, COUNTER_CELL.format(name="syscalls", options=""))
+    assert result.success
+    program = shell.user_ns["syscalls"]
+    assert isinstance(program, bpfnb.Program) and result.result is program
+    pid = run_workload(workload, 100)
+    counts = program.bpf[b"counts"]
+    assert counts[counts.Key(pid)].value == 100
+
+
+def test_loading_twice_is_harmless(shell):
+    shell.run_line_magic("load_ext", "bpfnb")
+    shell.run_line_magic("reload_ext", "bpfnb")
+    assert run(shell, COUNTER_CELL.format(name="p", options="")).success
+
+
+def test_rerunning_a_cell_replaces_its_program(shell):
+    run(shell, COUNTER_CELL.format(name="syscalls", options=""))
+    first = shell.user_ns["syscalls"]
+    first_id = prog_id(first)
+    run(shell, COUNTER_CELL.format(name="syscalls", options=""))
+    second = shell.user_ns["syscalls"]
+    assert first.closed and not second.closed
+    assert first_id not in kernel_prog_ids()
+    assert prog_id(second) in kernel_prog_ids()
+
+
+def test_ls_and_detach(shell, capsys):
+    run(shell, COUNTER_CELL.format(name="one", options=""))
+    run(shell, COUNTER_CELL.format(name="two", options="--no-attach"))
+    listing = shell.run_line_magic("bpf", "ls")
+    assert [row[:2] for row in listing.rows] == [("one", "attached"), ("two", "loaded, not attached")]
+    assert "tracepoint syscalls:sys_enter_getppid" in repr(listing)
+    assert "<table>" in listing._repr_html_()
+    shell.run_line_magic("bpf", "detach one")
+    assert shell.user_ns["one"].closed and not shell.user_ns["two"].closed
+    shell.run_line_magic("bpf", "detach --all")
+    assert shell.user_ns["two"].closed
+    assert len(shell.run_line_magic("bpf", "ls")) == 0
+    assert "detached two" in capsys.readouterr().out
+
+
+def test_unloading_the_extension_detaches_everything(shell):
+    run(shell, COUNTER_CELL.format(name="syscalls", options=""))
+    program = shell.user_ns["syscalls"]
+    shell.run_line_magic("unload_ext", "bpfnb")
+    assert program.closed
+
+
+def test_compile_error_shows_cell_line_numbers_without_traceback(shell, capsys):
+    cell = "%%bpf broken\nBPF_HASH(counts, u32, u64);\n\nTRACEPOINT_PROBE(sched, sched_switch) {\n    int x = args->prev_pidd;\n    return 0;\n}\n"
+    result = run(shell, cell)
+    assert isinstance(result.error_in_exec, bpfnb.CompileError)
+    shown = capsys.readouterr().out
+    # JupyterLab numbers the %%bpf line 1, so the bad line is 5.
+    assert "line 5:19: error: no member named 'prev_pidd'" in shown
+    assert "Traceback" not in shown and "bpfnb/_" not in shown
+    assert "broken" not in shell.user_ns
+
+
+def test_verifier_error_in_a_cell(shell, capsys):
+    cell = (
+        "%%bpf bad\nBPF_HASH(counts, u32, u64);\nTRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n"
+        "    u32 pid = 1;\n    u64 *v = counts.lookup(&pid);\n    return *v;\n}\n"
+    )
+    result = run(shell, cell)
+    assert isinstance(result.error_in_exec, bpfnb.LoadError)
+    shown = capsys.readouterr().out
+    assert "the verifier rejected tracepoint__syscalls__sys_enter_getppid at line 6" in shown
+    assert "; line 6: return *v;" in shown
+    assert "Traceback" not in shown
+
+
+def test_short_errors_off_shows_the_traceback(shell, capsys):
+    shell.run_line_magic("config", "BpfnbMagics.short_errors = False")
+    try:
+        run(shell, "%%bpf broken\nint x(void *ctx) { return y; }\n")
+        assert "Traceback" in capsys.readouterr().out
+    finally:
+        shell.run_line_magic("config", "BpfnbMagics.short_errors = True")
+
+
+def test_bad_options_are_usage_errors(shell, capsys):
+    result = run(shell, "%%bpf 1name\nint x(void *ctx) { return 0; }\n")
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    result = run(shell, "%%bpf p --xdp lo,mode=turbo\nint x(void *ctx) { return 0; }\n")
+    assert "XDP mode 'turbo'" in str(result.error_in_exec)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_explicit_attach_option_in_a_cell(shell, workload):
+    cell = (
+        "%%bpf calls --uprobe {binary}:bpfnb_target\n#include <uapi/linux/ptrace.h>\nBPF_ARRAY(n, u64, 1);\n"
+        "int on_call(struct pt_regs *ctx) {{ int z = 0; n.increment(z); return 0; }}\n"
+    ).format(binary=workload)
+    assert run(shell, cell).success
+    run_workload(workload, 25)
+    program = shell.user_ns["calls"]
+    assert program.bpf[b"n"][0].value == 25
+
+
+def test_debug_prints_the_verifier_log(shell, capsys):
+    assert run(shell, COUNTER_CELL.format(name="dbg", options="--debug bpf")).success
+    out = capsys.readouterr().out
+    assert "processed" in out and "insns" in out
+
+
+def test_help_lists_the_options(shell):
+    doc = shell.find_cell_magic("bpf").__doc__
+    for option in ("--cflags", "--debug", "--no-attach", "--kprobe", "--uprobe", "--tracepoint", "--raw-tracepoint", "--perf-event", "--xdp", "--socket-filter"):
+        assert option in doc

@@ -1,0 +1,36 @@
+"""How bpfnb's errors present themselves in IPython."""
+
+from __future__ import annotations
+
+import bpfnb
+from bpfnb import BpfnbError, CompileError, PrivilegeError
+
+
+def test_short_rendering_has_message_details_and_hint_but_no_traceback():
+    error = CompileError("the C code does not compile", details="line 3:1: error: x", hint="fix it")
+    lines = error._render_traceback_()
+    assert "CompileError" in lines[0] and "the C code does not compile" in lines[0]
+    assert lines[1] == "line 3:1: error: x"
+    assert lines[-1].endswith("fix it")
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_turning_short_errors_off_removes_the_renderer():
+    BpfnbError.short = False
+    try:
+        assert not hasattr(CompileError("x"), "_render_traceback_")
+    finally:
+        BpfnbError.short = True
+    assert hasattr(CompileError("x"), "_render_traceback_")
+
+
+def test_privilege_and_setup_errors_point_at_the_doctor_by_default():
+    assert "bpfnb doctor" in PrivilegeError("no").hint
+    assert "no" == str(PrivilegeError("no")).splitlines()[0]
+
+
+def test_every_error_is_exported_and_derives_from_the_root():
+    errors = [getattr(bpfnb, name) for name in bpfnb.__all__ if name.endswith("Error")]
+    assert len(errors) == 8
+    assert all(issubclass(error, BpfnbError) for error in errors)
+    assert all(error.__module__ == "bpfnb" for error in errors)
