@@ -111,7 +111,7 @@ class Program:
         self.name = name or "program"
         self.source = source
         self._first_line = first_line
-        self.bpf, self.log = compile_source(source, cflags=cflags, debug=debug, first_line=first_line, prelude=_prelude())
+        self.bpf, self.log = compile_source(source, cflags=cflags, debug=debug, first_line=first_line, prelude=_prelude(source))
         #: clang's warnings about the source, numbered as its lines are.
         self.warnings = cell_diagnostics(self.log)
         self._holdings = _Holdings(self.bpf)
@@ -312,7 +312,7 @@ class Program:
                 "Run counts and run times are off: `%bpf stats on` (or bpfnb.enable_stats()) turns them on."
             )
         rows = (
-            (r.function, r.prog_id, r.run_count, "-" if r.avg_ns != r.avg_ns or r.avg_ns is None else f"{r.avg_ns:.0f}")
+            (r.function, r.prog_id, r.run_count, f"{r.avg_ns:.0f}" if r.run_count else "-")
             for r in stats.itertuples()
         )
         return _html.table(["function", "prog id", "runs", "avg ns/run"], rows)
@@ -354,10 +354,10 @@ def _needs_tracefs(source: str, probes: Iterable[Probe]) -> bool:
     return "TRACEPOINT_PROBE" in source or "tracepoint__" in source or any(p.kind in tracing_kinds for p in probes)
 
 
-def _prelude() -> str:
-    """C text every program starts with (bpfnb's own maps and macros)."""
-    try:
-        from ._events import PRELUDE
-    except ImportError:
+def _prelude(source: str) -> str:
+    """C text to put before ``source``: the ring-buffer loss counters where it uses ring buffers."""
+    if "ringbuf" not in source:
         return ""
+    from ._events import PRELUDE
+
     return PRELUDE

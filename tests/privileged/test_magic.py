@@ -148,3 +148,17 @@ def test_help_lists_the_options(shell):
     doc = shell.find_cell_magic("bpf").__doc__
     for option in ("--cflags", "--debug", "--no-attach", "--kprobe", "--uprobe", "--tracepoint", "--raw-tracepoint", "--perf-event", "--xdp", "--socket-filter"):
         assert option in doc
+
+
+def test_the_first_cell_says_once_that_the_headers_do_not_match(shell, capsys):
+    from bpfnb._environment import header_notice
+
+    notice = header_notice()
+    run(shell, COUNTER_CELL.format(name="first", options=""))
+    run(shell, COUNTER_CELL.format(name="second", options=""))
+    err = capsys.readouterr().err
+    if notice is None:
+        assert err == ""
+    else:
+        assert err.count(notice) == 1
+        assert "tracepoint" in notice and "struct" in notice
