@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -379,3 +380,37 @@ def test_fentry_attaches_or_its_refusal_is_explained(no_leaks):
         return
     with program:
         assert [p.kind for p in program.attachments] == ["kfunc"]
+
+
+TRY_A_TRACEPOINT = (
+    "import bpfnb\n"
+    "try:\n"
+    "    bpfnb.Program('TRACEPOINT_PROBE(sched, sched_switch) { return 0; }')\n"
+    "except bpfnb.BpfnbError as error:\n"
+    "    print(type(error).__name__, error.message)\n"
+)
+
+
+def run_elsewhere(prefix: list[str], shell_setup: str = "") -> str:
+    """Run TRY_A_TRACEPOINT in another process (its own mount namespace when set up)."""
+    command = prefix + [sys.executable, "-c", TRY_A_TRACEPOINT]
+    if shell_setup:
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{shell_setup}; exec {shlex.join(command)}"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def test_missing_tracefs_says_how_to_mount_it():
+    out = run_elsewhere([], "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing; umount /sys/kernel/debug")
+    assert out.startswith("SetupError tracefs is not mounted: run `sudo mount -t tracefs none /sys/kernel/tracing`")
+
+
+def test_missing_headers_say_how_to_install_them():
+    out = run_elsewhere([], "mount -t tmpfs none /lib/modules")
+    assert out.startswith("SetupError kernel headers not found")
+    assert "make lab" in out
+
+
+def test_unprivileged_user_is_told_to_use_the_privileged_kernel():
+    out = run_elsewhere(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"])
+    assert out.startswith("PrivilegeError this process is not root and lacks CAP_BPF/CAP_PERFMON")
+    assert "'eBPF (bpfnb)' kernel" in out
