@@ -19,8 +19,12 @@ from ._exceptions import (
     SetupError,
     UnsupportedMapError,
 )
+from ._helpers import helpers
+from ._packets import Packet, tcp, udp
 from ._program import Program
 from ._stats import disable_stats, enable_stats
+from ._testrun import TestRunResult, test_run
+from ._tracefs import probes
 
 __version__ = "0.1.0"
 
@@ -30,26 +34,34 @@ __all__ = [
     "CompileError",
     "DecodeError",
     "LoadError",
+    "Packet",
     "PrivilegeError",
     "Probe",
     "Program",
     "SetupError",
+    "TestRunResult",
     "UnsupportedMapError",
     "disable_stats",
     "enable_stats",
+    "helpers",
     "load_ipython_extension",
+    "probes",
+    "tcp",
+    "test_run",
+    "udp",
     "unload_ipython_extension",
 ]
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%bpf`` and ``%bpf``; loading again changes nothing."""
-    from ._magic import BpfnbMagics
+    from ._magic import BpfnbMagics, complete_bpf_cell
 
     if _magics(ipython) is not None:
         return
     magics = BpfnbMagics(ipython)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
+    ipython.Completer.custom_matchers.append(complete_bpf_cell)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

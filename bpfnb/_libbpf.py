@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
 
@@ -26,6 +27,8 @@ __all__ = [
     "libbpf",
     "link_create",
     "prog_load",
+    "PerfEventAttr",
+    "perf_event_open",
     "prog_test_run",
     "raw_tracepoint_open",
     "vmlinux_btf_id",
@@ -264,22 +267,27 @@ def map_batch(op: str, fd: int, *buffers: int | None, count: int) -> tuple[int, 
     """
     done = ctypes.c_uint32(count)
     result = getattr(libbpf(), f"bpf_map_{op}_batch")(fd, *buffers, ctypes.byref(done), None)
-    if result < 0:
-        err = -result if result != -1 else ctypes.get_errno()
-        if err == 2:
-            return done.value, True
-        raise OSError(err, f"BPF map {op} batch: {os.strerror(err)}")
-    return done.value, False
+    return done.value, not _found(result, f"BPF map {op} batch")
 
 
 def map_elem(op: str, fd: int, *args: int | None) -> bool:
     """One ``bpf_map_<op>`` call (``get_next_key``, ``lookup_elem``, ...); False on ENOENT."""
-    result = getattr(libbpf(), f"bpf_map_{op}")(fd, *args)
-    if result < 0:
-        err = -result if result != -1 else ctypes.get_errno()
-        if err == 2:
-            return False
-        raise OSError(err, f"BPF map {op}: {os.strerror(err)}")
+    result = getattr(libbpf(), _MAP_FUNCTIONS[op])(fd, *args)
+    return result >= 0 or _found(result, f"BPF map {op}")
+
+
+# Spelled out once: a per-entry walk calls map_elem a million times.
+_MAP_FUNCTIONS = {
+    op: f"bpf_map_{op}"
+    for op in ("get_next_key", "lookup_elem", "lookup_and_delete_elem", "update_elem", "delete_elem")
+}
+
+
+def _found(result: int, what: str) -> bool:
+    """False when the kernel said ENOENT (no such entry, or the end of the map)."""
+    if result < 0 and (-result if result != -1 else ctypes.get_errno()) == errno.ENOENT:
+        return False
+    check(result, what)
     return True
 
 
@@ -326,3 +334,51 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
     """Attach a program through a BPF link; the attachment lasts while the returned fd is open."""
     opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=flags)
     return check(libbpf().bpf_link_create(prog_fd, target_fd, attach_type, ctypes.byref(opts)), "bpf_link_create")
+
+
+# --------------------------------------------------------------------------- perf events
+# perf_event_open is a plain system call (libc has no wrapper); it lives here,
+# beside the other ctypes bindings, for every module that opens perf events.
+
+_SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "ppc64le": 319, "s390x": 331, "riscv64": 241}
+
+
+class PerfEventAttr(ctypes.Structure):
+    """``struct perf_event_attr`` up to ``config2`` (PERF_ATTR_SIZE_VER1, 72 bytes)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64),  # or sample_freq with the freq flag
+        ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),  # disabled = bit 0, freq = bit 10, watermark = bit 14
+        ("wakeup_events", ctypes.c_uint32),  # or wakeup_watermark with the watermark flag
+        ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64),  # kprobe/uprobe PMU: address of the function or path
+        ("config2", ctypes.c_uint64),  # kprobe/uprobe PMU: offset
+    ]
+
+
+def perf_event_open(attr: PerfEventAttr, *, pid: int, cpu: int, group_fd: int = -1, flags: int = 0) -> int:
+    """Open a perf event (``attr.size`` is filled in); return its fd, which the caller closes.
+
+    Raises ``OSError`` with the kernel's errno, or ``OSError(ENOSYS)`` on an
+    architecture whose system call number is not known here.
+    """
+    import platform
+
+    number = _SYS_PERF_EVENT_OPEN.get(platform.machine())
+    if number is None:
+        raise OSError(38, f"perf_event_open: system call number on {platform.machine()} unknown to bpfnb")
+    attr.size = ctypes.sizeof(attr)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(
+        ctypes.c_long(number), ctypes.byref(attr), ctypes.c_int(pid), ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags)
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"perf_event_open: {os.strerror(err)}")
+    return int(fd)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, observe
 
+from ._completion import complete
 from ._exceptions import BpfnbError
 from ._options import OptionsError, cell_help, command_help, parse_cell_options, parse_command
 from ._session import Session
 
-__all__ = ["BpfnbMagics"]
+__all__ = ["BpfnbMagics", "complete_bpf_cell"]
 
 #: Line 1 of a cell is ``%%bpf ...``; the C code starts on line 2.
 _FIRST_CODE_LINE = 2
@@ -105,6 +107,23 @@ class BpfnbMagics(Magics):
 
 BpfnbMagics.bpf_cell.__doc__ = cell_help()
 BpfnbMagics.bpf_line.__doc__ = command_help()
+
+
+@context_matcher()
+def complete_bpf_cell(context: CompletionContext) -> dict[str, Any]:
+    """Complete helpers, BCC macros, map methods and tracepoints inside ``%%bpf`` cells."""
+    text = context.full_text
+    newline = text.find("\n")
+    cursor = sum(len(line) + 1 for line in text.split("\n")[: context.cursor_line]) + context.cursor_position
+    if not text.startswith("%%bpf") or newline < 0 or cursor <= newline:
+        return {"completions": [], "suppress": False}
+    body = text[newline + 1 :]
+    found = complete(body, cursor - newline - 1)
+    return {
+        "completions": [SimpleCompletion(match, type=found.kind) for match in found.matches],
+        "matched_fragment": body[found.start : found.end],
+        "suppress": bool(found.matches),
+    }
 
 
 def _parsed(parse: Callable[[str], Any], line: str) -> Any:

@@ -110,7 +110,8 @@ class Program:
         preflight(needs_tracefs=_needs_tracefs(source, probes))
         self.name = name or "program"
         self.source = source
-        self._first_line = first_line
+        #: The number error messages give the source's first line.
+        self.first_line = first_line
         self.bpf, self.log = compile_source(source, cflags=cflags, debug=debug, first_line=first_line, prelude=_prelude(source))
         #: clang's warnings about the source, numbered as its lines are.
         self.warnings = cell_diagnostics(self.log)
@@ -135,7 +136,7 @@ class Program:
                     probe.function,
                     program_type(probe.kind),
                     source=self.source,
-                    first_line=self._first_line,
+                    first_line=self.first_line,
                 )
             self._loaded.setdefault(probe.function, []).append(probe.kind)
         if attach_them:

@@ -162,3 +162,30 @@ def test_the_first_cell_says_once_that_the_headers_do_not_match(shell, capsys):
     else:
         assert err.count(notice) == 1
         assert "tracepoint" in notice and "struct" in notice
+
+
+@pytest.mark.parametrize(
+    ("code", "expected", "kind"),
+    [
+        ("%%bpf p\nTRACEPOINT_PROBE(sched, sched_sw", "sched_switch", "tracepoint"),
+        ("%%bpf p\nBPF_HASH(counts, u32, u64);\nint f(void *ctx) { counts.incr", "increment", "map method"),
+        ("%%bpf p\nint f(void *ctx) { bpf_ringbuf_res", "bpf_ringbuf_reserve", "helper"),
+        ("%%bpf p\nTRACEPOINT_PROBE(sched, sched_switch) { return args->prev_p", "prev_pid", "tracepoint field"),
+        ("%%bpf p\nBPF_RINGBUF", "BPF_RINGBUF_OUTPUT", "name"),
+    ],
+)
+def test_completion_inside_bpf_cells(shell, code, expected, kind):
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():
+        completions = list(shell.Completer.completions(code, len(code)))
+    assert expected in [c.text for c in completions]
+    assert {c.type for c in completions if c.text == expected} == {kind}
+
+
+def test_completion_leaves_python_cells_alone(shell):
+    from IPython.core.completer import provisionalcompleter
+
+    code = "counts = 1\ncoun"
+    with provisionalcompleter():
+        assert "counts" in [c.text for c in shell.Completer.completions(code, len(code))]
