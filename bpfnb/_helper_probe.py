@@ -140,16 +140,15 @@ class KernelVerdicts:
 
 
 def _kernel_key() -> str:
-    # Lockdown can be raised while the machine runs, so the boot id alone is
-    # not enough; reading it needs securityfs, which may not be mounted.
+    # Lockdown can be raised while the machine runs, so the boot id alone is not enough.
+    from ._environment import lockdown
+
     uname = os.uname()
-    facts = {"boot": "/proc/sys/kernel/random/boot_id", "lockdown": "/sys/kernel/security/lockdown"}
-    for what, path in facts.items():
-        try:
-            facts[what] = Path(path).read_text().strip()
-        except OSError:
-            facts[what] = "unknown"
-    return f"{uname.release} {uname.version} boot={facts['boot']} lockdown={facts['lockdown']}"
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "unknown"
+    return f"{uname.release} {uname.version} boot={boot} lockdown={lockdown().mode}"
 
 
 def _cache_path(kernel: str) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from ._environment import tracefs_dir
 from ._exceptions import PrivilegeError, SetupError
 from ._html import card, note, table
 
@@ -32,16 +33,15 @@ __all__ = [
     "uprobe_symbols",
 ]
 
-_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _FIELD = re.compile(r"field:(?P<decl>.+?);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);\s*signed:(?P<signed>\d+);")
 _SHOWN = 200
 
 
 def tracefs_root() -> str:
-    """Where tracefs is mounted."""
-    for root in _ROOTS:
-        if os.path.exists(os.path.join(root, "available_events")):
-            return root
+    """Where tracefs is mounted; :class:`SetupError` if it is not."""
+    root = tracefs_dir()
+    if root is not None:
+        return root
     raise SetupError(
         "tracefs is not mounted",
         hint="As root: `mount -t tracefs none /sys/kernel/tracing`.",
