@@ -20,6 +20,9 @@ from ._exceptions import (
     UnsupportedMapError,
 )
 from ._helpers import helpers
+from ._histogram import percentiles
+from ._history import MapHistory
+from ._maps import BpfMap
 from ._packets import Packet, tcp, udp
 from ._program import Program
 from ._stats import disable_stats, enable_stats
@@ -30,10 +33,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttachError",
+    "BpfMap",
     "BpfnbError",
     "CompileError",
     "DecodeError",
     "LoadError",
+    "MapHistory",
     "Packet",
     "PrivilegeError",
     "Probe",
@@ -45,6 +50,7 @@ __all__ = [
     "enable_stats",
     "helpers",
     "load_ipython_extension",
+    "percentiles",
     "probes",
     "tcp",
     "test_run",

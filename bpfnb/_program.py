@@ -278,8 +278,10 @@ class Program:
         return "attached" if self._holdings.attachments else "loaded, not attached"
 
     def _map_rows(self) -> Iterator[tuple[str, str, str, str, object]]:
+        from ._maps import entries_shown
+
         for name, view in self.maps.items():
-            yield name, view.map_type, view.key_type, view.value_type, _entries(view)
+            yield name, view.map_type, view.key_type, view.value_type, entries_shown(view)
 
     def __repr__(self) -> str:
         lines = [f"<bpfnb.Program {self.name!r}: {self.state}>"]
@@ -341,13 +343,6 @@ class _Maps(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._program.map_names())
-
-
-def _entries(view: Any) -> object:
-    try:
-        return len(view)
-    except Exception:  # a map type that cannot be counted from user space
-        return "?"
 
 
 def _needs_tracefs(source: str, probes: Iterable[Probe]) -> bool:
