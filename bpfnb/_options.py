@@ -88,7 +88,7 @@ def _cell_parser() -> _Parser:
 
 def parse_cell_options(line: str) -> CellOptions:
     """Parse what follows ``%%bpf`` on a cell's first line."""
-    args = _cell_parser().parse_args(_split(line))
+    args = _cell_parser().parse_args(_attach_cflags(_split(line)))
     if not args.name.isidentifier():
         raise OptionsError(f"%%bpf: {args.name!r} cannot name a notebook variable")
     try:
@@ -99,6 +99,15 @@ def parse_cell_options(line: str) -> CellOptions:
     return CellOptions(
         name=args.name, cflags=tuple(_split(args.cflags)), debug=debug, attach=not args.no_attach, probes=probes
     )
+
+
+def _attach_cflags(words: list[str]) -> list[str]:
+    """Join ``--cflags VALUE`` into one word: argparse would read a VALUE like ``-DX=1`` as an option."""
+    joined: list[str] = []
+    words = iter(words)
+    for word in words:
+        joined.append(f"--cflags={next(words, '')}" if word == "--cflags" else word)
+    return joined
 
 
 def cell_help() -> str:

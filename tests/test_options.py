@@ -32,6 +32,11 @@ def test_every_option():
     assert len(options.probes) == 9
 
 
+@pytest.mark.parametrize("line", ["p --cflags -DX=1", "p --cflags=-DX=1", 'p --cflags "-DX=1"'])
+def test_cflags_may_start_with_a_dash(line):
+    assert parse_cell_options(line).cflags == ("-DX=1",)
+
+
 def test_repeatable_probes_keep_their_order():
     options = parse_cell_options("p --tracepoint a:b=f --tracepoint c:d=g")
     assert [p.target for p in options.probes] == ["a:b", "c:d"]

@@ -43,21 +43,38 @@ def own_bpf_objects() -> dict[str, int]:
     return counts
 
 
+def _held_prog_ids(pid: str) -> set[int]:
+    """Ids of the programs process ``pid`` holds through a program or link fd."""
+    held = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return held
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                for line in info:
+                    if line.startswith("prog_id:"):
+                        held.add(int(line.split()[1]))
+        except OSError:
+            continue
+    return held
+
+
 def kernel_prog_ids() -> set[int]:
-    """Ids of the kernel's BPF programs that this process holds or that nobody holds.
+    """Ids of the kernel's BPF programs that this process holds or that no process holds.
 
     A program no process holds stays loaded only through a kernel attachment
     (XDP, tc, a socket): exactly the leak to catch. Programs of other processes
     are left out so that tests running beside other BPF users stay exact.
+    (Debian's bpftool lists no holders, so /proc is read instead.)
     """
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     out = subprocess.run([bpftool, "-j", "prog", "show"], check=True, capture_output=True, text=True)
-    me = os.getpid()
-    return {
-        p["id"]
-        for p in json.loads(out.stdout or "[]")
-        if not p.get("pids") or any(holder["pid"] == me for holder in p["pids"])
-    }
+    loaded = {p["id"] for p in json.loads(out.stdout or "[]")}
+    me = str(os.getpid())
+    held_by_others = set().union(*(_held_prog_ids(pid) for pid in os.listdir("/proc") if pid.isdigit() and pid != me))
+    return loaded - held_by_others
 
 
 @pytest.fixture
