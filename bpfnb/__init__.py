@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._attach import Probe
+from ._events import Stream
 from ._exceptions import (
     AttachError,
     BpfnbError,
@@ -44,6 +45,7 @@ __all__ = [
     "Probe",
     "Program",
     "SetupError",
+    "Stream",
     "TestRunResult",
     "UnsupportedMapError",
     "disable_stats",

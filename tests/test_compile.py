@@ -9,7 +9,7 @@ import pytest
 from bpfnb import CompileError, SetupError
 from bpfnb._compile import _compile_error, _verifier_tail, cell_diagnostics, number_lines, parse_debug_flags
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "data"
 
 
 def test_every_line_gets_its_number_except_macro_continuations():
