@@ -300,6 +300,12 @@ class BpfMap(Mapping[Any, Any]):
 
         return MapHistory(self, interval=interval, max_rows=max_rows, **df_options)
 
+    def live(self, kind: str | None = None, **options: Any) -> Any:
+        """A plot of this map that redraws itself in the background; see :func:`bpfnb._live.live`."""
+        from ._live import live
+
+        return live(self, kind=kind, **options)
+
     # -- display -----------------------------------------------------------
 
     def _title(self) -> str:

@@ -7,6 +7,7 @@ import bpfnb
 
 def test_all_is_sorted_and_complete():
     assert bpfnb.__all__ == sorted(bpfnb.__all__)
+    # plot is a public module of plain plotting functions, not an object of the API.
     public = {name for name in vars(bpfnb) if not name.startswith("_")} - {"annotations", "Any", "plot"}
     assert public == set(bpfnb.__all__)
 
