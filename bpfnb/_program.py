@@ -35,6 +35,9 @@ INTERNAL_PREFIX = "_bpfnb"
 class Resource(Protocol):
     """Something that lives only as long as its program: a stream, a recorder, a live plot."""
 
+    @property
+    def running(self) -> bool: ...
+
     def stop(self) -> None: ...
 
 
@@ -182,13 +185,15 @@ class Program:
         """Stop ``resource`` when this program detaches (at once if it already has)."""
         if self.closed:
             resource.stop()
-        else:
-            self._holdings.resources.append(resource)
+            return
+        held = self._holdings.resources
+        held[:] = [r for r in held if r.running]
+        held.append(resource)
 
     @property
     def resources(self) -> list[Resource]:
-        """Streams, recorders and live plots still tied to this program."""
-        return list(self._holdings.resources)
+        """Streams, recorders and live plots of this program that are still running."""
+        return [r for r in self._holdings.resources if r.running]
 
     def __enter__(self) -> Program:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -189,3 +191,18 @@ def test_completion_leaves_python_cells_alone(shell):
     code = "counts = 1\ncoun"
     with provisionalcompleter():
         assert "counts" in [c.text for c in shell.Completer.completions(code, len(code))]
+
+
+def test_ls_lists_running_streams_only(shell):
+    cell = (
+        "%%bpf execs\nBPF_RINGBUF_OUTPUT(events, 8);\nTRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n"
+        "    u32 pid = bpf_get_current_pid_tgid() >> 32;\n    events.ringbuf_output(&pid, sizeof(pid), 0);\n"
+        "    return 0;\n}\n"
+    )
+    assert run(shell, cell).success
+    stream = shell.user_ns["execs"].stream("events", event_type=ctypes.c_uint32)
+    (row,) = shell.run_line_magic("bpf", "ls").rows
+    assert "events" in row[-1]
+    stream.stop()
+    (row,) = shell.run_line_magic("bpf", "ls").rows
+    assert row[-1] == "-"
