@@ -263,7 +263,7 @@ def main() -> None:
     print(f"  workload alone with the probe:   {med['alone']:.3f} s (its loop {med['loop']:.3f} s)")
     print(f"  last event in the stream:        {med['live']:.3f} s   ratio {med['live'] / med['alone']:.2f}x"
           "  (goal <= 1.25x)")
-    print(f"  received / lost per run:         "
+    print("  received / lost per run:         "
           + ", ".join(f"{r['received']:,}/{r['lost']:,}" for r in lives))
     print()
     print("ring buffer, backlog of all events to a DataFrame")

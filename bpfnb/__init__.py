@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import plot
+from . import plot as plot
 from ._attach import Probe
 from ._events import Stream
 from ._exceptions import (

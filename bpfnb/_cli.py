@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._exceptions import BpfnbError
+from ._kernelspec import CLI_ARGUMENTS as KERNELSPEC_ARGUMENTS
 
 __all__ = ["command", "main"]
 
@@ -48,6 +49,17 @@ def _doctor(args: argparse.Namespace) -> int:
     result = report()
     print(repr(result))
     return 0 if result.ok else 1
+
+
+@command(
+    "kernelspec",
+    help="install or remove the 'eBPF (bpfnb)' Jupyter kernel spec (and, for a user, its sudo launcher)",
+    arguments=KERNELSPEC_ARGUMENTS,
+)
+def _kernelspec(args: argparse.Namespace) -> int:
+    from ._kernelspec import run
+
+    return run(args)
 
 
 def _parser() -> argparse.ArgumentParser:

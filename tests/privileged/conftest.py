@@ -105,3 +105,17 @@ def run_workload(binary: Path, calls: int) -> int:
     process = subprocess.Popen([str(binary), str(calls)])
     assert process.wait() == 0
     return process.pid
+
+
+@pytest.fixture(scope="module")
+def kernel_name() -> str:
+    """The installed "eBPF (bpfnb)" kernel spec's name; `make test` installs it."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from bpfnb._kernelspec import KERNEL_NAME
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        pytest.fail(f"the {KERNEL_NAME!r} kernel spec is not installed in this venv: run `make test`")
+    return KERNEL_NAME

@@ -1,0 +1,120 @@
+# bpfnb set-up. Two commands:
+#   make lab    install what is missing, then start JupyterLab on notebooks/
+#   make test   install what is missing, then run every test
+# Both are idempotent: when everything is in place they only check and go on.
+#
+# Variables (override on the command line, e.g. `make test VENV=/tmp/venv`):
+#   VENV         the virtualenv to create and use            (.venv)
+#   PYTHON       the interpreter the venv is made from       (/usr/bin/python3,
+#                Debian's/Ubuntu's: the one python3-bpfcc is installed for)
+#   LAB_PORT     JupyterLab's port on 127.0.0.1              (8888)
+#   LAB_ARGS     extra arguments for `jupyter lab`
+#   PYTEST_ARGS  arguments for pytest                        (tests)
+#   DOCTOR       the command that fixes mounts and headers   (bpfnb doctor --fix)
+#   OS_RELEASE   which distribution's package names to use   (/etc/os-release)
+#   DIST_BCC     python3-bpfcc's package, linked into the venv (/usr/lib/python3/dist-packages/bcc)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DELETE_ON_ERROR:
+
+VENV ?= .venv
+PYTHON ?= /usr/bin/python3
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+PYTEST_ARGS ?= tests
+OS_RELEASE ?= /etc/os-release
+DIST_BCC ?= /usr/lib/python3/dist-packages/bcc
+
+venv := $(abspath $(VENV))
+ROOT := $(filter 0,$(shell id -u))
+SUDO := $(if $(ROOT),,sudo)
+# Python run through sudo must not leave root-owned __pycache__ in the user's tree.
+SUDO_PY := $(if $(ROOT),,sudo env PYTHONDONTWRITEBYTECODE=1)
+DOCTOR ?= $(SUDO_PY) $(venv)/bin/bpfnb doctor --fix
+# The stamp remembers the pyproject.toml the venv was last installed from.
+stamp := $(venv)/.bpfnb-installed
+
+export DEBIAN_FRONTEND := noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: lab test setup packages bcc doctor kernelspec labextension
+
+lab: setup
+	exec "$(venv)/bin/jupyter" lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+	    --ServerApp.root_dir="$(CURDIR)/notebooks" --MappingKernelManager.default_kernel_name=bpfnb \
+	    $(if $(ROOT),--allow-root) $(LAB_ARGS)
+
+test: setup
+	"$(venv)/bin/pytest" $(PYTEST_ARGS)
+
+setup: kernelspec
+
+# Debian/Ubuntu packages: BCC for Debian's python3, bpftool, iproute2, venv,
+# sudo (the non-root kernel launcher runs through it), gcc (tests build small
+# workloads), chromium (the browser tests drive it; Playwright downloads no
+# browser) and kernel headers.
+# `apt-get update` only runs when something is actually missing.
+packages:
+	@if ! command -v apt-get >/dev/null; then
+	    echo "make: this set-up knows Debian and Ubuntu only; install BCC's python3 bindings," \
+	         "bpftool, iproute2, python3-venv and kernel headers, then run make again." >&2
+	    exit 1
+	fi
+	. $(OS_RELEASE)
+	case " $$ID $${ID_LIKE:-} " in
+	    *" ubuntu "*) tools="linux-tools-common linux-tools-generic"; generic=linux-headers-generic ;;
+	    *) tools=bpftool; generic=linux-headers-$$(dpkg --print-architecture) ;;
+	esac
+	installed() { [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$1" 2>/dev/null)" = installed ]; }
+	available() { apt-cache show --no-all-versions "$$1" >/dev/null 2>&1; }
+	exact=linux-headers-$$(uname -r)
+	missing=""
+	for p in python3-bpfcc libbpfcc $$tools iproute2 python3-venv sudo gcc chromium; do
+	    installed "$$p" || missing="$$missing $$p"
+	done
+	# Headers: the running kernel's own package when there is one, else the
+	# distribution's generic ones (bpfnb doctor --fix links them for BCC).
+	headers=""
+	if ! installed "$$exact" && (available "$$exact" || ! installed "$$generic"); then headers=missing; fi
+	[ -z "$$missing$$headers" ] && exit 0
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	if [ -n "$$headers" ]; then
+	    if available "$$exact"; then missing="$$missing $$exact"; else missing="$$missing $$generic"; fi
+	fi
+	echo "make: installing$$missing"
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$missing
+
+$(venv)/bin/python: | packages
+	$(PYTHON) -m venv "$(venv)"
+
+$(stamp): pyproject.toml | $(venv)/bin/python
+	"$(venv)/bin/python" -m pip install -q -e '.[lab,test]'
+	touch "$@"
+
+# The distribution's BCC (python3-bpfcc), visible to the venv as `bcc` and
+# nothing else. PyPI's "bcc" is an unrelated package and must never be used.
+bcc: $(stamp)
+	@src=$(DIST_BCC)
+	if [ ! -f "$$src/__init__.py" ]; then echo "make: $$src is missing (package python3-bpfcc)" >&2; exit 1; fi
+	dst=$$("$(venv)/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bcc
+	if [ -e "$$dst" ] && [ ! -L "$$dst" ]; then
+	    echo "make: $$dst is not the distribution's BCC (PyPI's unrelated 'bcc'?); run" \
+	         "'$(venv)/bin/pip uninstall bcc' and make again." >&2
+	    exit 1
+	fi
+	[ "$$(readlink "$$dst" || true)" = "$$src" ] || ln -sfn "$$src" "$$dst"
+
+doctor: bcc
+	$(DOCTOR)
+
+kernelspec: doctor labextension
+	$(SUDO_PY) "$(venv)/bin/bpfnb" kernelspec install --prefix "$(venv)"$(if $(ROOT),, --user "$$(id -un)")
+
+# The prebuilt extension that highlights %%bpf cells as C (an editable install
+# does not copy it into the venv's share/).
+labextension: $(stamp)
+	@mkdir -p "$(venv)/share/jupyter/labextensions"
+	ln -sfn "$(CURDIR)/bpfnb/labextension" "$(venv)/share/jupyter/labextensions/bpfnb-highlight"

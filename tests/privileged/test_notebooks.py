@@ -1,0 +1,133 @@
+"""Every notebook in notebooks/ runs clean, headless, on the installed "eBPF (bpfnb)" kernel.
+
+A notebook whose numbers matter gets a check in ``CHECKS``: it reads the outputs
+of cells tagged in the notebook (cell metadata ``tags``), so the test sees what
+a student would see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def tagged_output(nb: nbformat.NotebookNode, tag: str) -> str:
+    """The text/plain result of the one code cell tagged ``tag``."""
+    cells = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"expected one cell tagged {tag!r}, found {len(cells)}"
+    results = [o for o in cells[0].outputs if o.output_type == "execute_result"]
+    assert results, f"the cell tagged {tag!r} has no result"
+    return results[-1].data["text/plain"]
+
+
+def check_first_probe(nb: nbformat.NotebookNode) -> None:
+    # The kernel made 10,000 getppid() calls before reading the map.
+    assert int(tagged_output(nb, "own-syscalls")) >= 10_000
+
+
+def expecting(values: dict[str, str]) -> Callable[[nbformat.NotebookNode], None]:
+    """A check that each tagged cell's result reads exactly as given."""
+
+    def check(nb: nbformat.NotebookNode) -> None:
+        for tag, text in values.items():
+            assert tagged_output(nb, tag) == text, tag
+
+    return check
+
+
+def check_packets(nb: nbformat.NotebookNode) -> None:
+    expecting(
+        {
+            "xdp-dns": "'XDP_DROP'",
+            "xdp-others": "['XDP_PASS']",
+            "tc-checksums": "{'IPv4 header': '0xffff', 'UDP + pseudo-header': '0xffff'}",
+            "socket-filter": "['keep 28 bytes', 'drop']",
+        }
+    )(nb)
+    # Without bpf_l3/l4_csum_replace the rewritten packet's checksums are wrong.
+    assert "0xffff" not in tagged_output(nb, "tc-broken")
+
+
+def check_helper_tour(nb: nbformat.NotebookNode) -> None:
+    expecting(
+        {
+            "tour-events": "100",
+            "tour-calls": "100",
+            "spin-lock": "(1000, 52000)",
+            "strtol-dynptr": "(-42, 4, '0x1122334455667788')",
+            "syncookie": "['XDP_TX', 'XDP_PASS', 'XDP_DROP']",
+        }
+    )(nb)
+    assert tagged_output(nb, "snprintf").startswith("'52 bytes seen on CPU ")
+
+
+def check_live_plots(nb: nbformat.NotebookNode) -> None:
+    # Run headless, a live widget leaves a PNG of its last frame in the saved outputs.
+    (cell,) = [c for c in nb.cells if "live-bar" in c.metadata.get("tags", [])]
+    assert any("image/png" in output.get("data", {}) for output in cell.outputs)
+
+
+CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {
+    "01-first-probe.ipynb": check_first_probe,
+    "02-maps-and-dataframes.ipynb": expecting(
+        {
+            "dd-writes": "(100, 409600)",
+            "enoent": "True",
+            "per-cpu": "[[100, 0], [0, 50]]",
+            "array-len": "8",
+            "history-total": "12000",
+        }
+    ),
+    "03-events-and-streams.ipynb": expecting(
+        {
+            "ring-events": "(20, ['true'])",
+            "perf-cpus": "[(0, 5), (1, 5)]",
+            "flood-total": "1000",
+            "retention": "(5, True)",
+            "parquet-ours": "10",
+        }
+    ),
+    # 200 sleeps of 1.5 ms: the median falls in the log2 bucket [2^20, 2^21) ns.
+    "04-live-plots.ipynb": check_live_plots,
+    "05-latency-histograms-and-heatmaps.ipynb": expecting(
+        {"samples": "220", "p50-bucket": "(1048576, 2097151)", "p99-slow": "True"}
+    ),
+    "06-packets-xdp-tc.ipynb": check_packets,
+    "07-helper-tour.ipynb": check_helper_tour,
+    "08-cpu-profiling-flame-graph.ipynb": expecting({"spin-leaves": "['hot', 'warm']", "dd-in-kernel": "True"}),
+}
+
+
+def test_every_notebook_has_a_check():
+    assert {p.name for p in NOTEBOOKS} == set(CHECKS)
+
+
+def test_there_are_notebooks():
+    assert any(p.name == "01-first-probe.ipynb" for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"cells with outputs (clear them before committing): {dirty}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_clean(path, kernel_name, no_leaks):
+    nb = nbformat.read(path, as_version=4)
+    # Raises CellExecutionError, with the cell and its traceback, on any error.
+    NotebookClient(
+        nb, kernel_name=kernel_name, timeout=120, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    check = CHECKS.get(path.name)
+    if check is not None:
+        check(nb)
