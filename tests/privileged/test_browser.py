@@ -72,6 +72,7 @@ def jupyterlab(root: Path) -> Iterator[str]:
     """JupyterLab serving ``root`` on a free loopback port; yields its base URL."""
     port = free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(root / ".runtime"), JUPYTER_CONFIG_DIR=str(root / ".config"))
+    log = open(root / "jupyterlab.log", "wb")  # noqa: SIM115 - closed with the server below
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
@@ -81,7 +82,7 @@ def jupyterlab(root: Path) -> Iterator[str]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(root / "jupyterlab.log", "wb"),  # noqa: SIM115 - closed with the process
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -102,6 +103,7 @@ def jupyterlab(root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log.close()
 
 
 STARTED = re.compile(r"\[(\*|\d+)\]")

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,7 @@ def check_events(frame: pd.DataFrame, count: int, *, first: int = 0) -> None:
     assert frame["seq"].tolist() == list(range(first, first + count))
     assert (frame["pid"] == os.getpid()).all()
     assert (frame["flag"] == 0xAB).all()
-    assert set(frame["comm"]) == {open("/proc/self/comm").read().strip()}
+    assert set(frame["comm"]) == {Path("/proc/self/comm").read_text().strip()}
     assert frame["time"].is_monotonic_increasing
 
 
@@ -386,7 +387,7 @@ def test_nested_structs_unions_and_bitfields_decode(no_leaks):
     assert (row["pid"], row["in.a"], row["in.b"], row["an.x"], row["c"], row["u.i"]) == (7, 11, 12, 13, 2, 14)
     assert (row["bits"], row["more"], row["pk.a"], row["pk.b"]) == (5, 17, 19, 20)
     assert row["arr"].tolist() == [[0, 0, 0], [0, 0, 18]]
-    assert row["comm"] == open("/proc/self/comm").read().strip()
+    assert row["comm"] == Path("/proc/self/comm").read_text().strip()
 
 
 def test_stop_from_an_on_batch_function(no_leaks):

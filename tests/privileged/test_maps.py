@@ -352,6 +352,7 @@ def test_stack_traces_symbolized_user_and_kernel(tmp_path, no_leaks):
             child.stdin.write("bye\n")
             child.stdin.close()
             child.wait()
+            child.stdout.close()
         kernel_frames = frame.loc[prog["kernel_ids"][ME], "frames"]
         kernel_names = set(kernel_symbols().names_.tolist())
         assert kernel_frames and all(name in kernel_names for name in kernel_frames)

@@ -218,11 +218,10 @@ def test_xdp_is_gone_when_the_process_is_killed(veth_pair):
         time.sleep(60)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    prog_id = int(child.stdout.readline())
-    assert xdp_attached("bpfnb-h0")
-    child.kill()
-    child.wait()
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as child:
+        prog_id = int(child.stdout.readline())
+        assert xdp_attached("bpfnb-h0")
+        child.kill()
     deadline = time.monotonic() + 5
     while xdp_attached("bpfnb-h0") and time.monotonic() < deadline:
         time.sleep(0.05)
