@@ -356,9 +356,11 @@ def _needs_tracefs(source: str, probes: Iterable[Probe]) -> bool:
 
 
 def _prelude(source: str) -> str:
-    """C text to put before ``source``: the ring-buffer loss counters where it uses ring buffers."""
+    """C text to put before ``source``: mmapable arrays, and ring-buffer loss counters where it uses ring buffers."""
+    from ._maps import array_prelude
+
     if "ringbuf" not in source:
-        return ""
+        return array_prelude(source)
     from ._events import PRELUDE
 
-    return PRELUDE
+    return array_prelude(source) + PRELUDE
