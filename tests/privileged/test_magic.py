@@ -206,3 +206,21 @@ def test_ls_lists_running_streams_only(shell):
     stream.stop()
     (row,) = shell.run_line_magic("bpf", "ls").rows
     assert row[-1] == "-"
+
+
+def test_doctor_helpers_probes_and_stats_subcommands(shell, capsys):
+    report = shell.run_line_magic("bpf", "doctor")
+    assert report.ok and "<table" in report._repr_html_()
+    browser = shell.run_line_magic("bpf", "helpers ringbuf --type xdp")
+    assert browser.search.value == "ringbuf" and browser.prog_type.value == "xdp"
+    assert "bpf_ringbuf_output" in browser.names.options
+    fields = shell.run_line_magic("bpf", "probes sched:sched_switch")
+    assert "prev_pid" in repr(fields)
+    listing = shell.run_line_magic("bpf", "probes sched:*")
+    assert "sched:sched_switch" in repr(listing)
+    shell.run_line_magic("bpf", "stats on")
+    try:
+        assert bpfnb._stats.stats_enabled()
+    finally:
+        shell.run_line_magic("bpf", "stats off")
+    assert "run time" in capsys.readouterr().out
