@@ -12,11 +12,13 @@ from . import plot as plot
 from ._attach import Probe
 from ._events import Stream
 from ._exceptions import (
+    ArgumentError,
     AttachError,
     BpfnbError,
     CompileError,
     DecodeError,
     LoadError,
+    NoSuchMapError,
     PrivilegeError,
     SetupError,
     UnsupportedMapError,
@@ -34,6 +36,7 @@ from ._tracefs import probes
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
     "AttachError",
     "BpfMap",
     "BpfnbError",
@@ -41,6 +44,7 @@ __all__ = [
     "DecodeError",
     "LoadError",
     "MapHistory",
+    "NoSuchMapError",
     "Packet",
     "PrivilegeError",
     "Probe",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ._compile import captured_c_output
 from ._environment import tracefs_dir
-from ._exceptions import AttachError
+from ._exceptions import ArgumentError, AttachError
 from ._libbpf import link_create
 
 if TYPE_CHECKING:
@@ -120,17 +120,17 @@ class Probe:
     def parse(cls, kind: str, spec: str) -> Probe:
         """Read ``TARGET[=FUNCTION][,key=value...]`` as written after ``--<kind>``."""
         if kind not in PROBE_KINDS:
-            raise ValueError(f"unknown probe kind {kind!r}; expected one of {', '.join(PROBE_KINDS)}")
+            raise ArgumentError(f"unknown probe kind {kind!r}; expected one of {', '.join(PROBE_KINDS)}")
         head, *settings = spec.split(",")
         target, _, function = head.partition("=")
         if not target:
-            raise ValueError(f"--{kind.replace('_', '-')} {spec!r}: the target is missing")
+            raise ArgumentError(f"--{kind.replace('_', '-')} {spec!r}: the target is missing")
         options = []
         for setting in settings:
             key, sep, value = setting.partition("=")
             if not sep or key not in PROBE_KINDS[kind]:
                 allowed = ", ".join(f"{k}=..." for k in PROBE_KINDS[kind]) or "no options"
-                raise ValueError(f"--{kind.replace('_', '-')} {spec!r}: {setting!r} is not an option here ({allowed})")
+                raise ArgumentError(f"--{kind.replace('_', '-')} {spec!r}: {setting!r} is not an option here ({allowed})")
             options.append((key, value))
         probe = cls(kind, target, function or None, tuple(options))
         probe._validate()
@@ -156,17 +156,17 @@ class Probe:
         if self.kind == "perf_event":
             _perf_event_type(self.target)
             if self.option("freq") and self.option("period"):
-                raise ValueError("--perf-event takes freq= or period=, not both")
+                raise ArgumentError("--perf-event takes freq= or period=, not both")
         if self.kind == "xdp" and self.option("mode", "auto") not in _XDP_MODES:
-            raise ValueError(f"XDP mode {self.option('mode')!r}: expected one of {', '.join(_XDP_MODES)}")
+            raise ArgumentError(f"XDP mode {self.option('mode')!r}: expected one of {', '.join(_XDP_MODES)}")
         if self.kind in ("uprobe", "uretprobe") and ":" not in self.target:
-            raise ValueError(f"--{self.kind} {self.target!r}: write BINARY:SYMBOL, for example c:malloc")
+            raise ArgumentError(f"--{self.kind} {self.target!r}: write BINARY:SYMBOL, for example c:malloc")
         if self.kind == "tracepoint" and ":" not in self.target:
-            raise ValueError(f"--tracepoint {self.target!r}: write CATEGORY:EVENT, for example sched:sched_switch")
+            raise ArgumentError(f"--tracepoint {self.target!r}: write CATEGORY:EVENT, for example sched:sched_switch")
         for key in ("pid", "cpu", "freq", "period"):
             value = self.option(key)
             if value is not None and not value.lstrip("-").isdigit():
-                raise ValueError(f"{key}={value!r} must be a whole number")
+                raise ArgumentError(f"{key}={value!r} must be a whole number")
 
     def __str__(self) -> str:
         extra = "".join(f",{k}={v}" for k, v in self.options)
@@ -268,12 +268,12 @@ def _kfunc(bpf: bcc.BPF, probe: Probe) -> Attachment:
 def _perf_event_type(target: str) -> tuple[int, int]:
     family, _, name = target.partition(":")
     if family not in _PERF_EVENTS:
-        raise ValueError(f"perf event {target!r}: write software:NAME or hardware:NAME")
+        raise ArgumentError(f"perf event {target!r}: write software:NAME or hardware:NAME")
     type_id, configs = _PERF_EVENTS[family]
     if name.isdigit():
         return type_id, int(name)
     if name not in configs:
-        raise ValueError(f"perf event {target!r}: {family} events are {', '.join(configs)}")
+        raise ArgumentError(f"perf event {target!r}: {family} events are {', '.join(configs)}")
     return type_id, configs[name]
 
 

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ._exceptions import CompileError, LoadError, SetupError
+from ._exceptions import ArgumentError, CompileError, LoadError, SetupError
 
 if TYPE_CHECKING:
     import bcc
@@ -71,7 +71,7 @@ def parse_debug_flags(value: str | int) -> int:
             flags |= int(word, 0)
         except ValueError:
             names = ", ".join(DEBUG_FLAGS)
-            raise ValueError(f"unknown debug flag {word!r}: use a number or some of {names}") from None
+            raise ArgumentError(f"unknown debug flag {word!r}: use a number or some of {names}") from None
     return flags
 
 

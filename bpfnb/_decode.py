@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._exceptions import DecodeError
+from ._exceptions import ArgumentError, DecodeError
 
 __all__ = [
     "DECODERS",
@@ -441,7 +441,7 @@ def boot_to_wall(ns: np.ndarray, *, clock: str = "boottime") -> pd.DatetimeIndex
     """
     clocks = {"boottime": time.CLOCK_BOOTTIME, "monotonic": time.CLOCK_MONOTONIC}
     if clock not in clocks:
-        raise ValueError(f"clock must be one of {sorted(clocks)}, not {clock!r}")
+        raise ArgumentError(f"clock must be one of {sorted(clocks)}, not {clock!r}")
     return utc_times(np.asarray(ns, dtype=np.int64) + _clock_offset_ns(clocks[clock]))
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 from . import _html
 from ._cstructs import SourceTypes
 from ._decode import Decoder, apply_decoders, boot_to_wall, dtype_of, to_frame, utc_times
-from ._exceptions import BpfnbError, DecodeError
+from ._exceptions import ArgumentError, BpfnbError, DecodeError
 from ._libbpf import num_possible_cpus
 from ._perfbuf import PerfBufReader, default_pages
 from ._ringbuf import RingBufReader
@@ -401,7 +401,7 @@ def open_stream(
     from ._libbpf import map_info
 
     if max_rows < 1 or max_bytes < 1:
-        raise ValueError(f"max_rows and max_bytes must be positive, not {max_rows} and {max_bytes}")
+        raise ArgumentError(f"max_rows and max_bytes must be positive, not {max_rows} and {max_bytes}")
     if getattr(program, "closed", False):
         raise BpfnbError(f"cannot stream {name!r}: the program is detached", hint="run its cell again")
     bpf = program.bpf

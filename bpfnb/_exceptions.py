@@ -1,6 +1,8 @@
 """Errors bpfnb raises for problems a user can fix.
 
     BpfnbError
+    ├── ArgumentError     an argument bpfnb cannot use (also a ValueError)
+    ├── NoSuchMapError    a program has no map of that name (also a KeyError)
     ├── CompileError      clang rejected the C code (diagnostics in cell lines)
     ├── LoadError         the kernel refused a program (verifier log, errno)
     ├── AttachError       a loaded program could not be attached to its hook
@@ -19,11 +21,13 @@ from __future__ import annotations
 from typing import Callable
 
 __all__ = [
+    "ArgumentError",
     "AttachError",
     "BpfnbError",
     "CompileError",
     "DecodeError",
     "LoadError",
+    "NoSuchMapError",
     "PrivilegeError",
     "SetupError",
     "UnsupportedMapError",
@@ -68,6 +72,14 @@ class BpfnbError(Exception):
         if self.hint:
             lines.append(f"{bold}hint{reset}: {self.hint}")
         return lines
+
+
+class ArgumentError(BpfnbError, ValueError):
+    """An argument bpfnb cannot use; the message names what it accepts."""
+
+
+class NoSuchMapError(BpfnbError, KeyError):
+    """A program has no map of the name asked for; the message lists its maps."""
 
 
 class CompileError(BpfnbError):

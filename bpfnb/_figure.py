@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from ._exceptions import ArgumentError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -155,7 +157,7 @@ HUMAN_TICKS = FuncFormatter(lambda x, _pos: human(x))
 def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
             f"{what} needs the column(s) {missing}; this DataFrame has {list(df.columns)}"
         )
 
@@ -170,7 +172,7 @@ def value_column(df: pd.DataFrame, value: str | None, *, exclude: Sequence[str] 
             return name
     numeric = [c for c in df.select_dtypes("number").columns if c not in exclude]
     if not numeric:
-        raise ValueError(f"no numeric column to plot among {list(df.columns)}; pass value=")
+        raise ArgumentError(f"no numeric column to plot among {list(df.columns)}; pass value=")
     return str(numeric[-1])
 
 

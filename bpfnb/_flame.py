@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 
+from ._exceptions import ArgumentError
 from ._figure import drawing, human, new_axes, no_data, require
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _folded(df: pd.DataFrame, stack: str | None, count: str | None) -> pd.Series
     if stack is None:
         stack = next((c for c in ("stack", "folded") if c in df.columns), None)
         if stack is None:
-            raise ValueError(f"no folded-stack column ('stack' or 'folded') in {list(df.columns)}; pass stack=")
+            raise ArgumentError(f"no folded-stack column ('stack' or 'folded') in {list(df.columns)}; pass stack=")
     if count is None:
         count = next((c for c in ("count", "value") if c in df.columns), None)
     require(df, [stack] + ([count] if count else []), "a flame graph")

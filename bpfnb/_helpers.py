@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from ._exceptions import SetupError
+from ._exceptions import ArgumentError, SetupError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -267,7 +267,7 @@ def helpers(prog_type: str | None = None, pattern: str | None = None, *, probe: 
     if prog_type is not None:
         wanted = _normalize_type(prog_type)
         if verdicts is not None and wanted not in verdicts.program_types:
-            raise ValueError(f"unknown program type {prog_type!r}; expected one of {sorted(verdicts.program_types)}")
+            raise ArgumentError(f"unknown program type {prog_type!r}; expected one of {sorted(verdicts.program_types)}")
         df = df[df["supported"].map(lambda types: wanted in types)]
     if pattern:
         glob_like = any(ch in pattern for ch in "*?[")

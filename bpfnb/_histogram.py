@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ._exceptions import ArgumentError
+
 __all__ = ["bucket_bounds", "histogram_frame", "percentiles", "text_histogram"]
 
 _BUCKETS = ("log2", "linear")
@@ -30,10 +32,10 @@ def bucket_bounds(slots: np.ndarray, *, buckets: str = "log2", step: int = 1) ->
         return lo, hi
     if buckets == "linear":
         if step < 1:
-            raise ValueError(f"step must be a positive integer, not {step!r}")
+            raise ArgumentError(f"step must be a positive integer, not {step!r}")
         lo = slots * np.uint64(step)
         return lo, lo + np.uint64(step - 1)
-    raise ValueError(f"buckets must be one of {_BUCKETS}, not {buckets!r}")
+    raise ArgumentError(f"buckets must be one of {_BUCKETS}, not {buckets!r}")
 
 
 def histogram_frame(
@@ -99,7 +101,7 @@ def percentiles(hist: pd.DataFrame, q: Sequence[float] = (50, 90, 99)) -> pd.Dat
     """
     for value in q:
         if not 0 <= value <= 100:
-            raise ValueError(f"percentiles are between 0 and 100, not {value!r}")
+            raise ArgumentError(f"percentiles are between 0 and 100, not {value!r}")
     groups = [c for c in hist.columns if c not in ("slot", "lo", "hi", "count")]
     rows = []
     parts = hist.groupby(groups, sort=True) if groups else [((), hist)]

@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import _html
 from ._decode import columns_of
+from ._exceptions import ArgumentError
 
 if TYPE_CHECKING:
     from ._maps import BpfMap
@@ -54,9 +55,9 @@ class MapHistory:
 
     def __init__(self, view: BpfMap, *, interval: float = 1.0, max_rows: int = 100_000, **df_options: Any) -> None:
         if interval <= 0:
-            raise ValueError(f"interval must be positive seconds, not {interval!r}")
+            raise ArgumentError(f"interval must be positive seconds, not {interval!r}")
         if max_rows < 1:
-            raise ValueError(f"max_rows must be at least 1, not {max_rows!r}")
+            raise ArgumentError(f"max_rows must be at least 1, not {max_rows!r}")
         self.view = view
         self.interval = interval
         self.max_rows = max_rows

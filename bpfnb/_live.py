@@ -38,6 +38,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from . import _figure, plot
+from ._exceptions import ArgumentError
 from ._sources import ProbeCost, Source, ViewSource, as_source
 
 __all__ = ["KINDS", "MIN_INTERVAL", "Live", "Source", "live", "running"]
@@ -113,9 +114,9 @@ def running() -> list[Live]:
 
 def _check(kind: str, interval: float) -> None:
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise ArgumentError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not interval >= MIN_INTERVAL:
-        raise ValueError(f"interval must be at least {MIN_INTERVAL} s, not {interval!r}")
+        raise ArgumentError(f"interval must be at least {MIN_INTERVAL} s, not {interval!r}")
 
 
 def _kernel_parent() -> tuple[Any, Any]:

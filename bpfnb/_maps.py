@@ -40,7 +40,7 @@ import pandas as pd
 
 from . import _html
 from ._decode import Decoder, c_type_name, columns_of, dtype_of, to_frame
-from ._exceptions import BpfnbError, DecodeError, UnsupportedMapError
+from ._exceptions import ArgumentError, BpfnbError, DecodeError, UnsupportedMapError
 from ._histogram import histogram_frame, percentiles, text_histogram
 from ._libbpf import map_elem, map_info, num_possible_cpus
 from ._mapio import MapIO, MapLayout
@@ -258,7 +258,7 @@ class BpfMap(Mapping[Any, Any]):
         if values.ndim == 1:
             return to_frame({"key": keys, "value": values}, decode=decode)
         if percpu not in PERCPU_MODES:
-            raise ValueError(f"percpu must be one of {PERCPU_MODES}, not {percpu!r}")
+            raise ArgumentError(f"percpu must be one of {PERCPU_MODES}, not {percpu!r}")
         cpus = values.shape[1]
         if percpu == "rows":
             cpu = {"cpu": np.tile(np.arange(cpus, dtype=np.uint32), len(keys))}

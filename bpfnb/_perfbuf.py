@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from ._exceptions import ArgumentError
 from ._libbpf import PerfEventAttr, map_elem, perf_event_open
 from ._ringbuf import FIRST_WINDOW, SharedMapping
 
@@ -180,7 +181,7 @@ class PerfBufReader:
 
     def __init__(self, map_fd: int, max_entries: int, *, pages: int) -> None:
         if pages & (pages - 1):
-            raise ValueError(f"pages must be a power of two, not {pages}")
+            raise ArgumentError(f"pages must be a power of two, not {pages}")
         self.map_fd = map_fd
         self.rings: list[_CpuRing] = []
         try:

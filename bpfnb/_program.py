@@ -19,7 +19,7 @@ from . import _html
 from ._bcc import function_names, table_names
 from ._attach import Attachment, Probe, attach, program_type
 from ._compile import cell_diagnostics, compile_source, load_function
-from ._exceptions import AttachError
+from ._exceptions import AttachError, NoSuchMapError
 from ._stats import program_info, stats_enabled
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ class _Maps(Mapping[str, Any]):
         if name not in program._maps:
             if name not in program.map_names():
                 known = ", ".join(program.map_names()) or "none"
-                raise KeyError(f"program {program.name!r} has no map {name!r} (its maps: {known})")
+                raise NoSuchMapError(f"program {program.name!r} has no map {name!r} (its maps: {known})")
             from ._maps import map_view
 
             program._maps[name] = map_view(program, name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _libbpf
-from ._exceptions import BpfnbError
+from ._exceptions import ArgumentError, BpfnbError
 from ._html import card, note, table, text_table
 from ._packets import Packet, checksums_ok, describe, hexdump_html, hexdump_text
 
@@ -139,11 +139,11 @@ def _resolve_type(source: str, function: str, prog_type: str | None) -> str:
         name = prog_type.lower().removeprefix("bpf_prog_type_")
         name = _ALIASES.get(name, name)
         if name not in PROGRAM_TYPES:
-            raise ValueError(f"test_run runs {sorted(PROGRAM_TYPES)} programs (or 'tc'), not {prog_type!r}")
+            raise ArgumentError(f"test_run runs {sorted(PROGRAM_TYPES)} programs (or 'tc'), not {prog_type!r}")
         return name
     match = re.search(rf"\b{re.escape(function)}\s*\(\s*struct\s+(\w+)\s*\*", source)
     if match is None or match.group(1) not in _CONTEXT_TYPES:
-        raise ValueError(
+        raise ArgumentError(
             f"cannot tell the program type of {function!r} from its first parameter; "
             "pass prog_type='xdp', 'sched_cls' or 'socket_filter'"
         )
@@ -203,9 +203,9 @@ def test_run(
     TestRunResult
     """
     if repeat < 1:
-        raise ValueError(f"repeat must be at least 1, not {repeat}")
+        raise ArgumentError(f"repeat must be at least 1, not {repeat}")
     if len(packet) < _ETH_HLEN:
-        raise ValueError(f"a packet starts with a {_ETH_HLEN}-byte Ethernet header; got {len(packet)} bytes")
+        raise ArgumentError(f"a packet starts with a {_ETH_HLEN}-byte Ethernet header; got {len(packet)} bytes")
     kind = _resolve_type(program.source, function, prog_type)
     fd = _load(program, function, kind)
     try:

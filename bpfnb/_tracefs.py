@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from ._environment import tracefs_dir
-from ._exceptions import PrivilegeError, SetupError
+from ._exceptions import ArgumentError, PrivilegeError, SetupError
 from ._html import card, note, table
 
 __all__ = [
@@ -136,7 +136,7 @@ def tracepoint(name: str) -> Tracepoint:
     category, _, event = name.partition(":")
     path = os.path.join(tracefs_root(), "events", category, event, "format")
     if not event or not os.path.exists(path):
-        raise ValueError(f"no tracepoint {name!r}; list them with probes('{category or '*'}:*')")
+        raise ArgumentError(f"no tracepoint {name!r}; list them with probes('{category or '*'}:*')")
     text = _read(path, f"the format of {name}")
     parsed = [TracepointField.parse(line) for line in text.splitlines()]
     fields = tuple(f for f in parsed if f is not None)
@@ -198,7 +198,7 @@ def _resolve_binary(binary: str) -> str:
         return binary
     found = BPF.find_library(binary.encode()) or BPF.find_exe(binary.encode())
     if not found:
-        raise ValueError(f"no program or library {binary!r} found")
+        raise ArgumentError(f"no program or library {binary!r} found")
     return found.decode() if isinstance(found, bytes) else found
 
 

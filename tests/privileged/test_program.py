@@ -413,3 +413,12 @@ def test_unprivileged_user_is_told_to_use_the_privileged_kernel():
     out = run_elsewhere(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"])
     assert out.startswith("PrivilegeError this process is not root and lacks CAP_BPF/CAP_PERFMON")
     assert "'eBPF (bpfnb)' kernel" in out
+
+
+def test_asking_for_a_map_that_is_not_there_lists_the_maps(no_leaks):
+    from bpfnb import NoSuchMapError
+
+    with Program(GETPPID_COUNTER) as program:
+        with pytest.raises(NoSuchMapError, match=r"has no map 'cuonts' \(its maps: counts\)"):
+            program["cuonts"]
+        assert list(program.maps) == ["counts"]
