@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +121,20 @@ def kernel_name() -> str:
     except NoSuchKernel:
         pytest.fail(f"the {KERNEL_NAME!r} kernel spec is not installed in this venv: run `make test`")
     return KERNEL_NAME
+
+
+@pytest.fixture
+def checkout_reachable_by_others():
+    """Let other users traverse to this checkout, as they could to a user's own clone.
+
+    CI may clone under a private directory such as /root; the execute bit is
+    added to such ancestors for the test and taken away again afterwards.
+    """
+    closed = [d for d in Path(sys.prefix).resolve().parents if not d.stat().st_mode & stat.S_IXOTH]
+    for directory in closed:
+        directory.chmod(directory.stat().st_mode | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for directory in closed:
+            directory.chmod(directory.stat().st_mode & ~stat.S_IXOTH)

@@ -120,6 +120,7 @@ def test_shell_doctor_prints_the_table_and_exits_0_here():
     assert any(line.split()[:3] == ["attach:", "tracepoint", "ok"] for line in lines)
 
 
+@pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_shell_doctor_as_nobody_fails_on_privileges():
     done = run_as_nobody("-m", "bpfnb._cli", "doctor")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -127,6 +128,7 @@ def test_shell_doctor_as_nobody_fails_on_privileges():
     assert row.split()[:4] == ["privileges", "fail", "uid", "65534:"]
 
 
+@pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_fix_as_nobody_says_it_needs_root():
     done = run_as_nobody("-m", "bpfnb._cli", "doctor", "--fix")
     assert done.returncode == 1
@@ -155,6 +157,7 @@ def test_preflight_passes_here():
     assert env.preflight(needs_tracefs=True) is None
 
 
+@pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_preflight_as_nobody_raises_privilege_error_with_the_fix():
     code = (
         "from bpfnb._environment import preflight\n"

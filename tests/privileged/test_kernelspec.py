@@ -149,7 +149,7 @@ def test_root_kernel_runs_bpf_cell(no_leaks, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def unprivileged_user():
+def unprivileged_user(checkout_reachable_by_others):
     if not shutil.which("sudo"):
         pytest.fail("sudo is not installed: `make test` installs it")
     name = f"bpfnbt{os.getpid()}"

@@ -409,6 +409,7 @@ def test_missing_headers_say_how_to_install_them():
     assert "make lab" in out
 
 
+@pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_unprivileged_user_is_told_to_use_the_privileged_kernel():
     out = run_elsewhere(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"])
     assert out.startswith("PrivilegeError this process is not root and lacks CAP_BPF/CAP_PERFMON")
