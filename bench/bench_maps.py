@@ -10,9 +10,9 @@ Run as root from the repository: ``.venv/bin/python bench/bench_maps.py``
    preallocated numpy buffers, nothing else), and bpfnb's per-entry fallback
    (``get_next_key`` + ``lookup``, the path for kernels without batches).
 2. Arrays and a histogram of 10k slots, ``.df()`` medians: a ``BPF_ARRAY``
-   (which bpfnb creates with ``BPF_F_MMAPABLE`` and reads through a shared
-   mapping), an array declared without that flag (read by batch lookup) with
-   the kernel's batch floor for it, and a ``BPF_HISTOGRAM``.
+   and a ``BPF_HISTOGRAM`` (which bpfnb creates with ``BPF_F_MMAPABLE`` and
+   reads through a shared mapping), and an array declared without that flag
+   (read by batch lookup) with the kernel's batch floor for it.
 3. Peak memory of ``.df()`` on the big map (peak RSS growth, reset through
    ``/proc/self/clear_refs``) against the raw key+value bytes plus the frame.
 """
@@ -169,7 +169,7 @@ def main() -> None:
         ("BPF_ARRAY of 10k slots .df() (median of 50)", arr_s, "mmapable: read from the shared mapping"),
         ("array of 10k slots without BPF_F_MMAPABLE .df()", parr_s, "batch lookup"),
         ("  its kernel floor (batch lookup into preallocated arrays)", parr_floor_s, ""),
-        ("BPF_HISTOGRAM of 10k slots .df() (median of 50)", hist_s, "batch lookup"),
+        ("BPF_HISTOGRAM of 10k slots .df() (median of 50)", hist_s, "mmapable (int keys)"),
     ]
     print(f"hash of {n:,} entries, key {big.key_type} ({big.layout.key.itemsize} B), "
           f"value {big.value_type} ({big.layout.value.itemsize} B); median of {args.repeat} unless noted")

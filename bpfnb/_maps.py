@@ -65,15 +65,22 @@ BPF_F_MMAPABLE = 1 << 10
 
 # BCC's own array and histogram macros, redefined to add BPF_F_MMAPABLE: such a
 # map is read through a shared mapping, about 25x faster than a batch lookup.
+# BCC makes a histogram an array only when its key is an int (else a hash, which
+# cannot be mapped), hence the flag's test of the key type.
 _MMAPABLE_ARRAYS = """\
 #undef BPF_ARRAY1
 #undef BPF_ARRAY2
 #undef BPF_ARRAY3
 #undef BPF_HIST1
-#define BPF_ARRAY1(_name) BPF_F_TABLE("array", int, u64, _name, 10000, BPF_F_MMAPABLE)
-#define BPF_ARRAY2(_name, _leaf_type) BPF_F_TABLE("array", int, _leaf_type, _name, 10000, BPF_F_MMAPABLE)
+#undef BPF_HIST2
+#undef BPF_HIST3
+#define BPF_ARRAY1(_name) BPF_ARRAY3(_name, u64, 10000)
+#define BPF_ARRAY2(_name, _leaf_type) BPF_ARRAY3(_name, _leaf_type, 10000)
 #define BPF_ARRAY3(_name, _leaf_type, _size) BPF_F_TABLE("array", int, _leaf_type, _name, _size, BPF_F_MMAPABLE)
-#define BPF_HIST1(_name) BPF_F_TABLE("histogram", int, u64, _name, 64, BPF_F_MMAPABLE)
+#define BPF_HIST1(_name) BPF_HIST3(_name, int, 64)
+#define BPF_HIST2(_name, _key_type) BPF_HIST3(_name, _key_type, 64)
+#define BPF_HIST3(_name, _key_type, _size) BPF_F_TABLE("histogram", _key_type, u64, _name, _size, \\
+    __builtin_types_compatible_p(_key_type, int) ? BPF_F_MMAPABLE : 0)
 """
 
 

@@ -294,6 +294,41 @@ def test_mmapable_array_is_read_through_a_mapping(no_leaks):
         assert frame["value"].iloc[999] == 21 and frame["value"].sum() == 21 and len(frame) == 1000
 
 
+def test_bcc_arrays_and_int_keyed_histograms_are_created_mmapable(no_leaks):
+    source = f"""
+    struct slot_key {{ int slot; u32 cpu; }};
+    BPF_ARRAY(counts, u64, 100);
+    BPF_HISTOGRAM(sizes);
+    BPF_HISTOGRAM(by_cpu, struct slot_key);
+    TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {{
+        if ((bpf_get_current_pid_tgid() >> 32) != {ME}) return 0;
+        counts.increment(3);
+        sizes.increment(bpf_log2l(1000));
+        struct slot_key key = {{.slot = 5, .cpu = 0}};
+        by_cpu.increment(key);
+        return 0;
+    }}
+    """
+    with Program(source) as prog:
+        getppid_on(0, 4)
+        assert prog["counts"].df()["value"].iloc[3] == 4
+        assert prog["counts"]._io.last_path == "mmap"
+        sizes = prog["sizes"].df()
+        assert prog["sizes"]._io.last_path == "mmap"
+        assert sizes.loc[sizes["count"] > 0, ["lo", "hi", "count"]].values.tolist() == [[512, 1023, 4]]
+        # BCC makes a histogram with a struct key a hash, which cannot be mapped.
+        assert prog["by_cpu"].map_type == "hash" and prog["by_cpu"].df()["count"].tolist() == [4]
+
+
+def test_arrays_stay_plain_where_the_kernel_refuses_mmapable_values(no_leaks):
+    source = """
+    struct locked { struct bpf_spin_lock lock; u64 n; };
+    BPF_ARRAY(guarded, struct locked, 4);
+    """
+    with Program(source, attach=False) as prog:
+        assert prog["guarded"].df()["n"].tolist() == [0, 0, 0, 0]
+
+
 STACK_BINARY = r"""
 #include <stdio.h>
 __attribute__((noinline)) int bpfnb_leaf(int x) { asm volatile("" ::: "memory"); return x + 1; }
