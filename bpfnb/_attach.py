@@ -24,27 +24,27 @@ from typing import TYPE_CHECKING
 from ._compile import captured_c_output
 from ._environment import tracefs_dir
 from ._exceptions import ArgumentError, AttachError
-from ._libbpf import link_create
+from ._libbpf import PROG_TYPES, link_create
 
 if TYPE_CHECKING:
     import bcc
 
 __all__ = ["PROBE_KINDS", "Attachment", "Probe", "attach", "program_type"]
 
-# BPF_PROG_TYPE_* from linux/bpf.h, by the kind of hook.
+# The program type each kind of hook loads its function as.
 _PROGRAM_TYPES = {
-    "socket_filter": 1,
-    "kprobe": 2,
-    "kretprobe": 2,
-    "uprobe": 2,
-    "uretprobe": 2,
-    "tracepoint": 5,
-    "xdp": 6,
-    "perf_event": 7,
-    "raw_tracepoint": 17,
-    "kfunc": 26,
-    "kretfunc": 26,
-    "lsm": 29,
+    "socket_filter": "socket_filter",
+    "kprobe": "kprobe",
+    "kretprobe": "kprobe",
+    "uprobe": "kprobe",
+    "uretprobe": "kprobe",
+    "tracepoint": "tracepoint",
+    "xdp": "xdp",
+    "perf_event": "perf_event",
+    "raw_tracepoint": "raw_tracepoint",
+    "kfunc": "tracing",
+    "kretfunc": "tracing",
+    "lsm": "lsm",
 }
 
 #: Options each kind of explicit probe accepts after its target.
@@ -92,7 +92,7 @@ def _tracefs_path(*parts: str) -> str:
 
 def program_type(kind: str) -> int:
     """The BPF_PROG_TYPE_* number a function attached as ``kind`` is loaded with."""
-    return _PROGRAM_TYPES[kind]
+    return PROG_TYPES[_PROGRAM_TYPES[kind]]
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,34 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["ParseError", "SourceTypes"]
+__all__ = ["SCALARS", "ParseError", "SourceTypes", "ctype_of"]
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|0[xX][0-9a-fA-F]+|\d+|\S")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+\(?\s*(0[xX][0-9a-fA-F]+|\d+)\s*\)?\s*$", re.M)
 _QUALIFIERS = {"const", "volatile", "__restrict", "restrict", "static", "extern", "register"}
+
+
+#: C scalar type names, as BCC prints them and as kernel and libc headers spell them.
+SCALARS = {
+    "char": ctypes.c_char, "s8": ctypes.c_int8, "signed char": ctypes.c_int8,
+    "unsigned char": ctypes.c_uint8, "u8": ctypes.c_uint8, "_Bool": ctypes.c_bool, "bool": ctypes.c_bool,
+    "short": ctypes.c_int16, "s16": ctypes.c_int16, "unsigned short": ctypes.c_uint16, "u16": ctypes.c_uint16,
+    "int": ctypes.c_int32, "s32": ctypes.c_int32, "enum": ctypes.c_int32,
+    "unsigned int": ctypes.c_uint32, "u32": ctypes.c_uint32,
+    "long": ctypes.c_int64, "long long": ctypes.c_int64, "s64": ctypes.c_int64,
+    "unsigned long": ctypes.c_uint64, "unsigned long long": ctypes.c_uint64, "u64": ctypes.c_uint64,
+    "__int128": ctypes.c_int64 * 2, "unsigned __int128": ctypes.c_uint64 * 2,
+    "float": ctypes.c_float, "double": ctypes.c_double,
+    "__u8": ctypes.c_uint8, "__u16": ctypes.c_uint16, "__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64,
+    "__s8": ctypes.c_int8, "__s16": ctypes.c_int16, "__s32": ctypes.c_int32, "__s64": ctypes.c_int64,
+    "uint8_t": ctypes.c_uint8, "uint16_t": ctypes.c_uint16, "uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64,
+    "int8_t": ctypes.c_int8, "int16_t": ctypes.c_int16, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
+    "unsigned": ctypes.c_uint32, "signed": ctypes.c_int32,
+    "pid_t": ctypes.c_int32, "uid_t": ctypes.c_uint32, "gid_t": ctypes.c_uint32,
+    "size_t": ctypes.c_uint64, "ssize_t": ctypes.c_int64,
+}  # fmt: skip
+_ARRAY = re.compile(r"^(.*?)\s*((?:\[\d+\])+)$")
 
 
 class ParseError(ValueError):
@@ -38,10 +60,10 @@ class SourceTypes:
     source
         C source text.
     scalars
-        C type names (``"u32"``, ``"unsigned long"``) to ctypes types.
+        C type names (``"u32"``, ``"unsigned long"``) to ctypes types; default :data:`SCALARS`.
     """
 
-    def __init__(self, source: str, scalars: Mapping[str, Any]) -> None:
+    def __init__(self, source: str, scalars: Mapping[str, Any] = SCALARS) -> None:
         text = _COMMENT.sub(" ", source)
         self._defines = {name: int(value, 0) for name, value in _DEFINE.findall(text)}
         text = re.sub(r"^\s*#[^\n]*", " ", text, flags=re.M)
@@ -212,6 +234,25 @@ class SourceTypes:
             return int(token, 0)
         except ValueError:
             raise ParseError(f"array size {token!r} is not a number") from None
+
+
+def ctype_of(text: str) -> Any:
+    """The ctypes type of a C type name such as ``"unsigned int"``, ``"char[16]"`` or ``"u8 *"``."""
+    text = text.strip()
+    match = _ARRAY.match(text)
+    if match:
+        ctype = ctype_of(match.group(1))
+        for length in reversed(re.findall(r"\d+", match.group(2))):
+            ctype = ctype * int(length)
+        return ctype
+    if text.endswith("*"):
+        return ctypes.c_uint64
+    if text.startswith("enum "):
+        return ctypes.c_int32
+    try:
+        return SCALARS[text]
+    except KeyError:
+        raise ParseError(f"unknown field type {text!r}") from None
 
 
 def _joins(name: str, word: str, scalars: Mapping[str, Any]) -> bool:

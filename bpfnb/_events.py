@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -28,10 +27,17 @@ import numpy as np
 import pandas as pd
 
 from . import _html
-from ._cstructs import SourceTypes
-from ._decode import Decoder, apply_decoders, boot_to_wall, dtype_of, to_frame, utc_times
+from ._cstructs import ParseError, SourceTypes, ctype_of
+from ._decode import (
+    Decoder,
+    apply_decoders,
+    boot_to_wall,
+    dtype_of,
+    to_frame,
+    utc_times,
+)
 from ._exceptions import ArgumentError, BpfnbError, DecodeError
-from ._libbpf import num_possible_cpus
+from ._libbpf import MAP_TYPES, num_possible_cpus
 from ._perfbuf import PerfBufReader, default_pages
 from ._ringbuf import RingBufReader
 from ._stream_thread import IDLE_WAIT, Batch, Consumer
@@ -62,26 +68,6 @@ static __always_inline void *_bpfnb_ringbuf_reserve(void *rb, u64 size, u64 flag
 #define bpf_ringbuf_reserve(rb, size, flags) _bpfnb_ringbuf_reserve(rb, size, flags)
 """
 
-_RINGBUF, _PERF_EVENT_ARRAY = 27, 4
-_CTYPES = {
-    "char": ctypes.c_char, "s8": ctypes.c_int8, "signed char": ctypes.c_int8,
-    "unsigned char": ctypes.c_uint8, "u8": ctypes.c_uint8, "_Bool": ctypes.c_bool, "bool": ctypes.c_bool,
-    "short": ctypes.c_int16, "s16": ctypes.c_int16, "unsigned short": ctypes.c_uint16, "u16": ctypes.c_uint16,
-    "int": ctypes.c_int32, "s32": ctypes.c_int32, "enum": ctypes.c_int32,
-    "unsigned int": ctypes.c_uint32, "u32": ctypes.c_uint32,
-    "long": ctypes.c_int64, "long long": ctypes.c_int64, "s64": ctypes.c_int64,
-    "unsigned long": ctypes.c_uint64, "unsigned long long": ctypes.c_uint64, "u64": ctypes.c_uint64,
-    "__int128": ctypes.c_int64 * 2, "unsigned __int128": ctypes.c_uint64 * 2,
-    "float": ctypes.c_float, "double": ctypes.c_double,
-    "__u8": ctypes.c_uint8, "__u16": ctypes.c_uint16, "__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64,
-    "__s8": ctypes.c_int8, "__s16": ctypes.c_int16, "__s32": ctypes.c_int32, "__s64": ctypes.c_int64,
-    "uint8_t": ctypes.c_uint8, "uint16_t": ctypes.c_uint16, "uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64,
-    "int8_t": ctypes.c_int8, "int16_t": ctypes.c_int16, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
-    "unsigned": ctypes.c_uint32, "signed": ctypes.c_int32,
-    "pid_t": ctypes.c_int32, "uid_t": ctypes.c_uint32, "gid_t": ctypes.c_uint32,
-    "size_t": ctypes.c_uint64, "ssize_t": ctypes.c_int64,
-}  # fmt: skip
-_ARRAY = re.compile(r"^(.*?)\s*((?:\[\d+\])+)$")
 
 
 def event_struct(bpf: Any, name: str, *, source: str | None = None) -> type[ctypes.Structure]:
@@ -112,32 +98,17 @@ def event_struct(bpf: Any, name: str, *, source: str | None = None) -> type[ctyp
             hint="send a struct with perf_submit/ringbuf_output, or pass event_type=<ctypes class>",
         )
     if source is not None:
-        declared = SourceTypes(source, _CTYPES).find([field for field, _, _ in described])
+        declared = SourceTypes(source).find([field for field, _, _ in described])
         if declared is not None:
             return declared
-    fields = [(field, _ctype_of(ctype, name)) for field, _, ctype in described]
-    return type(f"{name}_event", (ctypes.Structure,), {"_fields_": fields})
-
-
-def _ctype_of(text: str, buffer: str) -> Any:
-    text = text.strip()
-    match = _ARRAY.match(text)
-    if match:
-        ctype = _ctype_of(match.group(1), buffer)
-        for length in reversed(re.findall(r"\d+", match.group(2))):
-            ctype = ctype * int(length)
-        return ctype
-    if text.endswith("*"):
-        return ctypes.c_uint64
-    if text.startswith("enum "):
-        return ctypes.c_int32
     try:
-        return _CTYPES[text]
-    except KeyError:
+        fields = [(field, ctype_of(ctype)) for field, _, ctype in described]
+    except ParseError as exc:
         raise DecodeError(
-            f"cannot decode the field type {text!r} of the events sent to {buffer!r}",
+            f"cannot decode the events sent to {name!r}: {exc}",
             hint="pass event_type=<ctypes Structure> describing the event, e.g. built with ctypes",
         ) from None
+    return type(f"{name}_event", (ctypes.Structure,), {"_fields_": fields})
 
 
 class _Decoding:
@@ -409,12 +380,12 @@ def open_stream(
         table = bpf.get_table(name.encode())
     except KeyError:
         raise BpfnbError(f"the program has no map {name!r} to stream") from None
-    if table.ttype not in (_RINGBUF, _PERF_EVENT_ARRAY):
+    if MAP_TYPES.get(table.ttype) not in ("ringbuf", "perf_event_array"):
         raise BpfnbError(
             f"{name!r} is not a ring or perf buffer",
             hint="stream a BPF_RINGBUF_OUTPUT or BPF_PERF_OUTPUT map; read other maps with prog[name].df()",
         )
-    perf = table.ttype == _PERF_EVENT_ARRAY
+    perf = MAP_TYPES.get(table.ttype) == "perf_event_array"
     decoding = _Decoding(
         event_type or event_struct(bpf, name, source=getattr(program, "source", None)),
         decode=decode,

@@ -27,7 +27,6 @@ from ._environment import kernel_config, mounts, tracefs_dir
 __all__ = ["ProbeResult", "probe_attach_types"]
 
 # BPF_PROG_TYPE_* and BPF_* attach types used below (linux/bpf.h).
-_SOCKET_FILTER, _KPROBE, _TRACEPOINT, _XDP, _PERF_EVENT, _RAW_TRACEPOINT, _TRACING = 1, 2, 5, 6, 7, 17, 26
 _TRACE_RAW_TP, _TRACE_FENTRY = 23, 24
 _XDP_PASS = 2
 _SO_ATTACH_BPF = 50
@@ -127,14 +126,14 @@ def _probe_tracepoint(stack: contextlib.ExitStack) -> str:
         raise _NotHere("unavailable", "tracefs is not mounted (`bpfnb doctor --fix` mounts it)")
     with open(os.path.join(tracefs, "events/raw_syscalls/sys_enter/id")) as f:
         tp_id = int(f.read())
-    prog = _load(stack, _TRACEPOINT)
+    prog = _load(stack, _libbpf.PROG_TYPES["tracepoint"])
     attr = _libbpf.PerfEventAttr(type=_PERF_TYPE_TRACEPOINT, config=tp_id, sample_period=1, flags=_PERF_FLAG_DISABLED)
     _set_bpf(_perf_event_open(stack, attr, pid=-1, cpu=0), prog)
     return "attached to raw_syscalls:sys_enter"
 
 
 def _probe_raw_tracepoint(stack: contextlib.ExitStack) -> str:
-    prog = _load(stack, _RAW_TRACEPOINT)
+    prog = _load(stack, _libbpf.PROG_TYPES["raw_tracepoint"])
     try:
         stack.callback(os.close, _libbpf.raw_tracepoint_open("sys_enter", prog))
     except OSError as exc:
@@ -149,7 +148,7 @@ def _probe_btf_tracing(stack: contextlib.ExitStack, *, attach_type: int, target:
         btf_id = _libbpf.vmlinux_btf_id(target, attach_type)
     except OSError as exc:
         raise _os_error(exc, f"{target} is not in the kernel's BTF") from None
-    prog = _load(stack, _TRACING, expected_attach_type=attach_type, attach_btf_id=btf_id)
+    prog = _load(stack, _libbpf.PROG_TYPES["tracing"], expected_attach_type=attach_type, attach_btf_id=btf_id)
     try:
         stack.callback(os.close, _libbpf.raw_tracepoint_open(None, prog))
     except OSError as exc:
@@ -170,7 +169,7 @@ def _probe_kprobe(stack: contextlib.ExitStack) -> str:
     if _config_says_off("CONFIG_KPROBES"):
         raise _NotHere("unavailable", "CONFIG_KPROBES is off")
     pmu = _pmu_type("kprobe", f"this kernel has no kprobe PMU ({_PMU_DIR}/kprobe)")
-    prog = _load(stack, _KPROBE)
+    prog = _load(stack, _libbpf.PROG_TYPES["kprobe"])
     target = ctypes.create_string_buffer(b"vfs_read")
     attr = _libbpf.PerfEventAttr(type=pmu, config1=ctypes.addressof(target), sample_period=1, flags=_PERF_FLAG_DISABLED)
     _set_bpf(_perf_event_open(stack, attr, pid=-1, cpu=0), prog)
@@ -182,7 +181,7 @@ def _probe_uprobe(stack: contextlib.ExitStack) -> str:
         raise _NotHere("unavailable", "CONFIG_UPROBES is off")
     pmu = _pmu_type("uprobe", f"this kernel has no uprobe PMU ({_PMU_DIR}/uprobe)")
     path, offset = _libc_symbol_offset("getpid")
-    prog = _load(stack, _KPROBE)
+    prog = _load(stack, _libbpf.PROG_TYPES["kprobe"])
     target = ctypes.create_string_buffer(path.encode())
     attr = _libbpf.PerfEventAttr(
         type=pmu, config1=ctypes.addressof(target), config2=offset, sample_period=1, flags=_PERF_FLAG_DISABLED
@@ -204,14 +203,14 @@ def _libc_symbol_offset(symbol: str) -> tuple[str, int]:
 
 
 def _probe_perf_event(stack: contextlib.ExitStack) -> str:
-    prog = _load(stack, _PERF_EVENT)
+    prog = _load(stack, _libbpf.PROG_TYPES["perf_event"])
     attr = _libbpf.PerfEventAttr(type=_PERF_TYPE_SOFTWARE, config=0, sample_period=49, flags=_PERF_FLAG_DISABLED | _PERF_FLAG_FREQ)
     _set_bpf(_perf_event_open(stack, attr, pid=-1, cpu=0), prog)
     return "attached to software cpu-clock sampling on CPU 0"
 
 
 def _probe_xdp(stack: contextlib.ExitStack) -> str:
-    prog = _load(stack, _XDP, value=_XDP_PASS)
+    prog = _load(stack, _libbpf.PROG_TYPES["xdp"], value=_XDP_PASS)
     try:
         retval = _libbpf.prog_test_run(prog, bytes(64))[0]
     except OSError as exc:
@@ -222,7 +221,7 @@ def _probe_xdp(stack: contextlib.ExitStack) -> str:
 
 
 def _probe_socket_filter(stack: contextlib.ExitStack) -> str:
-    prog = _load(stack, _SOCKET_FILTER)
+    prog = _load(stack, _libbpf.PROG_TYPES["socket_filter"])
     sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_BPF, struct.pack("i", prog))

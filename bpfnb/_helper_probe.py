@@ -28,39 +28,39 @@ from ._exceptions import PrivilegeError
 
 __all__ = ["PROGRAM_TYPES", "KernelVerdicts", "kernel_verdicts", "probe_helper"]
 
-#: name -> (BPF_PROG_TYPE_* number, expected attach type, BTF attach target).
+#: Program types probed, each with the expected attach type and BTF attach target it loads with.
 #: Types that need an attach target or attach type get a representative one:
-#: the helpers a type allows can depend on it (see the comments).
-PROGRAM_TYPES: dict[str, tuple[int, int, str | None]] = {
-    "socket_filter": (1, 0, None),
-    "kprobe": (2, 0, None),
-    "sched_cls": (3, 0, None),
-    "sched_act": (4, 0, None),
-    "tracepoint": (5, 0, None),
-    "xdp": (6, 0, None),
-    "perf_event": (7, 0, None),
-    "cgroup_skb": (8, 0, None),
-    "cgroup_sock": (9, 2, None),  # BPF_CGROUP_INET_SOCK_CREATE
-    "lwt_in": (10, 0, None),
-    "lwt_out": (11, 0, None),
-    "lwt_xmit": (12, 0, None),
-    "sock_ops": (13, 0, None),
-    "sk_skb": (14, 0, None),
-    "cgroup_device": (15, 0, None),
-    "sk_msg": (16, 0, None),
-    "raw_tracepoint": (17, 0, None),
-    "cgroup_sock_addr": (18, 10, None),  # BPF_CGROUP_INET4_CONNECT
-    "lwt_seg6local": (19, 0, None),
-    "lirc_mode2": (20, 16, None),
-    "sk_reuseport": (21, 0, None),
-    "flow_dissector": (22, 0, None),
-    "cgroup_sysctl": (23, 0, None),
-    "cgroup_sockopt": (25, 21, None),  # BPF_CGROUP_GETSOCKOPT
-    "tracing": (26, 23, "sched_switch"),  # BPF_TRACE_RAW_TP (tp_btf)
-    "lsm": (29, 27, "file_open"),  # BPF_LSM_MAC
-    "sk_lookup": (30, 36, None),
-    "syscall": (31, 0, None),
-    "netfilter": (32, 45, None),
+#: the helpers a type allows can depend on it (see the comments). Numbers: ``_libbpf.PROG_TYPES``.
+PROGRAM_TYPES: dict[str, tuple[int, str | None]] = {
+    "socket_filter": (0, None),
+    "kprobe": (0, None),
+    "sched_cls": (0, None),
+    "sched_act": (0, None),
+    "tracepoint": (0, None),
+    "xdp": (0, None),
+    "perf_event": (0, None),
+    "cgroup_skb": (0, None),
+    "cgroup_sock": (2, None),  # BPF_CGROUP_INET_SOCK_CREATE
+    "lwt_in": (0, None),
+    "lwt_out": (0, None),
+    "lwt_xmit": (0, None),
+    "sock_ops": (0, None),
+    "sk_skb": (0, None),
+    "cgroup_device": (0, None),
+    "sk_msg": (0, None),
+    "raw_tracepoint": (0, None),
+    "cgroup_sock_addr": (10, None),  # BPF_CGROUP_INET4_CONNECT
+    "lwt_seg6local": (0, None),
+    "lirc_mode2": (16, None),
+    "sk_reuseport": (0, None),
+    "flow_dissector": (0, None),
+    "cgroup_sysctl": (0, None),
+    "cgroup_sockopt": (21, None),  # BPF_CGROUP_GETSOCKOPT
+    "tracing": (23, "sched_switch"),  # BPF_TRACE_RAW_TP (tp_btf)
+    "lsm": (27, "file_open"),  # BPF_LSM_MAC
+    "sk_lookup": (36, None),
+    "syscall": (0, None),
+    "netfilter": (45, None),
 }
 
 _REFUSED = re.compile(r"program of this type cannot use helper|unknown func|invalid func")
@@ -94,7 +94,7 @@ def probe_helper(prog_type: str, helper_id: int) -> tuple[str, str]:
 
 
 def _load(prog_type: str, helper_id: int) -> tuple[str, int, str]:
-    number, attach_type, target = PROGRAM_TYPES[prog_type]
+    number, (attach_type, target) = _libbpf.PROG_TYPES[prog_type], PROGRAM_TYPES[prog_type]
     btf_id = _attach_btf_id(target, attach_type) if target else 0
     fd, err, log = _libbpf.prog_load(
         number,
@@ -218,7 +218,7 @@ def _map_field_rules(verdicts: KernelVerdicts) -> None:
         for function, helper_ids in _MAP_FIELD_HELPERS.items():
             for prog_type in _BCC_LOADABLE:
                 try:
-                    load_function(bpf, function, PROGRAM_TYPES[prog_type][0], source=_MAP_FIELD_SOURCE, first_line=1)
+                    load_function(bpf, function, _libbpf.PROG_TYPES[prog_type], source=_MAP_FIELD_SOURCE, first_line=1)
                 except BpfnbError as exc:
                     refusal = _MAP_FIELD_REFUSAL.search(f"{exc.message}\n{exc.details}")
                     if refusal:

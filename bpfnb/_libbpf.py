@@ -14,6 +14,8 @@ import functools
 import os
 
 __all__ = [
+    "MAP_TYPES",
+    "PROG_TYPES",
     "BATCH_UNSUPPORTED",
     "MapInfo",
     "map_batch",
@@ -33,6 +35,27 @@ __all__ = [
     "raw_tracepoint_open",
     "vmlinux_btf_id",
 ]
+
+
+#: BPF_PROG_TYPE_* numbers by name (enum bpf_prog_type in linux/bpf.h).
+PROG_TYPES: dict[str, int] = {
+    "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5, "xdp": 6,
+    "perf_event": 7, "cgroup_skb": 8, "cgroup_sock": 9, "lwt_in": 10, "lwt_out": 11, "lwt_xmit": 12,
+    "sock_ops": 13, "sk_skb": 14, "cgroup_device": 15, "sk_msg": 16, "raw_tracepoint": 17,
+    "cgroup_sock_addr": 18, "lwt_seg6local": 19, "lirc_mode2": 20, "sk_reuseport": 21,
+    "flow_dissector": 22, "cgroup_sysctl": 23, "raw_tracepoint_writable": 24, "cgroup_sockopt": 25,
+    "tracing": 26, "struct_ops": 27, "ext": 28, "lsm": 29, "sk_lookup": 30, "syscall": 31, "netfilter": 32,
+}  # fmt: skip
+
+
+#: BPF_MAP_TYPE_* names by number (enum bpf_map_type in linux/bpf.h).
+MAP_TYPES: dict[int, str] = dict(enumerate(
+    "unspec hash array prog_array perf_event_array percpu_hash percpu_array stack_trace "
+    "cgroup_array lru_hash lru_percpu_hash lpm_trie array_of_maps hash_of_maps devmap "
+    "sockmap cpumap xskmap sockhash cgroup_storage reuseport_sockarray "
+    "percpu_cgroup_storage queue stack sk_storage devmap_hash struct_ops ringbuf "
+    "inode_storage task_storage bloom_filter user_ringbuf cgrp_storage arena".split()
+))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=None)

@@ -42,22 +42,13 @@ from . import _html
 from ._decode import Decoder, c_type_name, columns_of, dtype_of, to_frame
 from ._exceptions import ArgumentError, BpfnbError, DecodeError, UnsupportedMapError
 from ._histogram import histogram_frame, percentiles, text_histogram
-from ._libbpf import map_elem, map_info, num_possible_cpus
+from ._libbpf import MAP_TYPES, map_elem, map_info, num_possible_cpus
 from ._mapio import MapIO, MapLayout
 
 if TYPE_CHECKING:
     from ._history import MapHistory
 
-__all__ = ["MAP_TYPES", "VIEWS", "BpfMap", "array_prelude", "entries_shown", "map_view"]
-
-#: BPF_MAP_TYPE_* numbers (include/uapi/linux/bpf.h) and their short names.
-MAP_TYPES: dict[int, str] = dict(enumerate(
-    "unspec hash array prog_array perf_event_array percpu_hash percpu_array stack_trace "
-    "cgroup_array lru_hash lru_percpu_hash lpm_trie array_of_maps hash_of_maps devmap "
-    "sockmap cpumap xskmap sockhash cgroup_storage reuseport_sockarray "
-    "percpu_cgroup_storage queue stack sk_storage devmap_hash struct_ops ringbuf "
-    "inode_storage task_storage bloom_filter user_ringbuf cgrp_storage arena".split()
-))  # fmt: skip
+__all__ = ["VIEWS", "BpfMap", "array_prelude", "entries_shown", "map_view"]
 
 PERCPU_MODES = ("sum", "columns", "rows")
 #: An array created with this flag can be mapped into the process and read without syscalls.

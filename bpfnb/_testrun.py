@@ -19,7 +19,7 @@ from ._packets import Packet, checksums_ok, describe, hexdump_html, hexdump_text
 __all__ = ["PROGRAM_TYPES", "TestRunResult", "return_code_name", "test_run"]
 
 #: Program types the packet lab runs, with their BPF_PROG_TYPE_* numbers.
-PROGRAM_TYPES = {"xdp": 6, "sched_cls": 3, "socket_filter": 1}
+PROGRAM_TYPES = {name: _libbpf.PROG_TYPES[name] for name in ("xdp", "sched_cls", "socket_filter")}
 _ALIASES = {"tc": "sched_cls", "classifier": "sched_cls", "socket": "socket_filter"}
 _CONTEXT_TYPES = {"xdp_md": "xdp", "__sk_buff": "sched_cls"}
 

@@ -9,8 +9,7 @@ import textwrap
 
 import pytest
 
-from bpfnb._cstructs import ParseError, SourceTypes
-from bpfnb._events import _CTYPES
+from bpfnb._cstructs import ParseError, SourceTypes, ctype_of
 
 DECLARATIONS = textwrap.dedent(
     """
@@ -66,19 +65,19 @@ def c_offsets(directory) -> dict[str, int]:
 
 
 def test_the_event_struct_is_found_by_its_field_names():
-    event = SourceTypes(DECLARATIONS, _CTYPES).find(FIELDS)
+    event = SourceTypes(DECLARATIONS).find(FIELDS)
     assert event is not None and event.__name__ == "event"
 
 
 def test_layout_matches_the_c_compiler(tmp_path):
-    event = SourceTypes(DECLARATIONS, _CTYPES).find(FIELDS)
+    event = SourceTypes(DECLARATIONS).find(FIELDS)
     expected = c_offsets(tmp_path)
     assert ctypes.sizeof(event) == expected.pop("size")
     assert {name: getattr(event, name).offset for name in expected} == expected
 
 
 def test_values_round_trip_through_the_layout():
-    types = SourceTypes(DECLARATIONS, _CTYPES)
+    types = SourceTypes(DECLARATIONS)
     event = types.find(FIELDS)()
     event.bits, event.more = 5, 17
     raw = bytes(event)
@@ -89,19 +88,28 @@ def test_values_round_trip_through_the_layout():
 
 
 def test_no_match_and_unknown_types():
-    types = SourceTypes(DECLARATIONS, _CTYPES)
+    types = SourceTypes(DECLARATIONS)
     assert types.find(["nope"]) is None
     # A struct using a type the parser cannot know is skipped, the rest still parse.
-    types = SourceTypes("struct a { mystery_t m; }; struct b { int x; };", _CTYPES)
+    types = SourceTypes("struct a { mystery_t m; }; struct b { int x; };")
     assert "struct a" not in types.records and types.find(["x"]) is not None
     with pytest.raises(ParseError):
-        SourceTypes("", _CTYPES)._number("NOT_DEFINED")
+        SourceTypes("")._number("NOT_DEFINED")
     # Unfinished declarations end the scan instead of looping.
     for cut in ("struct a { int x; } __attribute__((packed", "enum e { A, B", "typedef struct { int"):
-        assert SourceTypes(cut, _CTYPES).records == {}
+        assert SourceTypes(cut).records == {}
 
 
 def test_function_bodies_and_uses_are_not_definitions():
     source = DECLARATIONS + "int f(void *ctx) { struct event e = {}; struct inner *i = 0; return 0; }"
-    types = SourceTypes(source, _CTYPES)
+    types = SourceTypes(source)
     assert set(types.records) == {"struct inner", "struct pk", "struct event"}
+
+
+def test_type_names_as_bcc_prints_them():
+    assert ctype_of("unsigned int") is ctypes.c_uint32
+    assert ctype_of("char[16]")._length_ == 16
+    assert ctype_of("u32[2][3]")._length_ == 2 and ctype_of("u32[2][3]")._type_._length_ == 3
+    assert ctype_of("struct task_struct *") is ctypes.c_uint64
+    with pytest.raises(ParseError, match="unknown field type 'mystery_t'"):
+        ctype_of("mystery_t")
