@@ -9,7 +9,7 @@ Figures:
    first ``bpfnb.helpers()`` after a boot does; and the cached call after it.
 2. ``test_run`` of a small XDP program: the kernel's ns per run over 1M
    repeats, and the Python round trip of one ``test_run`` call.
-3. Building packets with ``bpfnb._packets.udp``.
+3. Building packets with ``bpfnb.packets.builder.udp``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import time
 import pandas  # noqa: F401  # imported up front so that it is not timed
 
 import bpfnb
-from bpfnb._helper_probe import PROGRAM_TYPES, kernel_verdicts
-from bpfnb._helpers import helper_docs, helpers
-from bpfnb._packets import udp
+from bpfnb.tools.helper_support import PROGRAM_TYPES, kernel_verdicts
+from bpfnb.tools.helpers import helper_docs, helpers
+from bpfnb.packets.builder import udp
 
 XDP = r"""
 int pass_all(struct xdp_md *ctx) { return XDP_PASS; }

@@ -35,7 +35,7 @@ import time
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import start_new_kernel
 
-from bpfnb._kernelspec import KERNEL_NAME
+from bpfnb.tools.kernelspec import KERNEL_NAME
 
 SOURCE = r"""
 BPF_HASH(big, u32, u64, 1024);
@@ -49,7 +49,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
 SETUP = f"""
 import ctypes, os, random, statistics, time
 import bpfnb
-from bpfnb import _live
+from bpfnb.live import widget as _live
 prog = bpfnb.Program({SOURCE!r}, name="bench_live")
 view = prog["big"]
 table = prog.bpf["big"]

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bpfnb import Program
-from bpfnb._libbpf import map_batch
-from bpfnb._mapio import MapIO
+from bpfnb.kernel.libbpf import map_batch
+from bpfnb.maps.io import MapIO
 
 SOURCE = r"""
 struct key_t { u32 pid; u32 cpu; char comm[16]; };

@@ -36,7 +36,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bpfnb import Program  # noqa: E402
-from bpfnb._perfbuf import default_pages  # noqa: E402
+from bpfnb.streams.perfbuf import default_pages  # noqa: E402
 
 RING_PAGES = 16384  # 64 MiB: a whole 1M-event backlog fits
 SOURCE = """

@@ -2,16 +2,34 @@
 
 In IPython or Jupyter, ``%load_ext bpfnb`` adds the ``%%bpf`` cell magic and
 the ``%bpf`` line magic. Without IPython, :class:`Program` does the same work.
+
+The package is layered; each layer imports only from the layers below it
+(``tests/test_layers.py`` checks this)::
+
+    notebook    the %%bpf and %bpf magics, their options, completion, the session
+    tools       doctor, the helper catalog, probe listings, kernel spec, the CLI
+    program     Program: one cell's programs, whatever engine built them
+    maps, streams, packets
+                map views and histories; ring/perf buffer streams; packets and test runs
+    live        live widgets redrawn from a background thread
+    plot, engines
+                plots of frames; the engines behind one boundary (BCC)
+    decode      C types and records to DataFrame columns, histograms
+    kernel      bpf() and perf bindings, kernel facts, tracefs, symbols
+    display, errors
+                HTML building blocks; the error tree
+
+Public names are imported on first use, so that ``import bpfnb`` (and the
+``bpfnb doctor`` command) do not pay for pandas' friends, matplotlib, pyarrow
+or IPython until something needs them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import plot as plot
-from ._attach import Probe
-from ._events import Stream
-from ._exceptions import (
+from .errors import (
     ArgumentError,
     AttachError,
     BpfnbError,
@@ -23,74 +41,123 @@ from ._exceptions import (
     SetupError,
     UnsupportedMapError,
 )
-from ._helpers import helpers
-from ._histogram import percentiles
-from ._history import MapHistory
-from ._maps import BpfMap
-from ._packets import Packet, tcp, udp
-from ._program import Program
-from ._stats import disable_stats, enable_stats
-from ._testrun import TestRunResult, test_run
-from ._tracefs import probes
+
+if TYPE_CHECKING:
+    from . import plot
+    from .decode.histogram import percentiles
+    from .engines.hooks import Probe
+    from .kernel.stats import disable_stats, enable_stats
+    from .live.widget import Live
+    from .maps.fd_arrays import CgroupArrayMap, ProgArrayMap
+    from .maps.history import MapHistory
+    from .maps.queues import QueueMap
+    from .maps.stacks import StackTraceMap
+    from .maps.tables import ArrayMap, HashMap, PerCpuArrayMap, PerCpuHashMap, UnsupportedMap
+    from .maps.view import BpfMap
+    from .packets.builder import Packet, tcp, udp
+    from .packets.testrun import TestRunResult, test_run
+    from .program import Program
+    from .streams.stream import Stream
+    from .tools.helpers import helpers
+    from .tools.probe_listing import ProbeList, probes
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArgumentError",
-    "AttachError",
-    "BpfMap",
-    "BpfnbError",
-    "CompileError",
-    "DecodeError",
-    "LoadError",
-    "MapHistory",
-    "NoSuchMapError",
-    "Packet",
-    "PrivilegeError",
-    "Probe",
-    "Program",
-    "SetupError",
-    "Stream",
-    "TestRunResult",
-    "UnsupportedMapError",
-    "disable_stats",
-    "enable_stats",
-    "helpers",
-    "load_ipython_extension",
-    "percentiles",
-    "probes",
-    "tcp",
-    "test_run",
-    "udp",
-    "unload_ipython_extension",
-]
+# Where each lazily imported public name lives.
+_LAZY = {
+    "ArrayMap": ".maps.tables",
+    "BpfMap": ".maps.view",
+    "CgroupArrayMap": ".maps.fd_arrays",
+    "HashMap": ".maps.tables",
+    "Live": ".live.widget",
+    "MapHistory": ".maps.history",
+    "Packet": ".packets.builder",
+    "PerCpuArrayMap": ".maps.tables",
+    "PerCpuHashMap": ".maps.tables",
+    "Probe": ".engines.hooks",
+    "ProbeList": ".tools.probe_listing",
+    "ProgArrayMap": ".maps.fd_arrays",
+    "Program": ".program",
+    "QueueMap": ".maps.queues",
+    "StackTraceMap": ".maps.stacks",
+    "Stream": ".streams.stream",
+    "TestRunResult": ".packets.testrun",
+    "UnsupportedMap": ".maps.tables",
+    "disable_stats": ".kernel.stats",
+    "enable_stats": ".kernel.stats",
+    "helpers": ".tools.helpers",
+    "percentiles": ".decode.histogram",
+    "probes": ".tools.probe_listing",
+    "tcp": ".packets.builder",
+    "test_run": ".packets.testrun",
+    "udp": ".packets.builder",
+}
+
+__all__ = sorted(
+    [
+        *_LAZY,
+        "ArgumentError",
+        "AttachError",
+        "BpfnbError",
+        "CompileError",
+        "DecodeError",
+        "LoadError",
+        "NoSuchMapError",
+        "PrivilegeError",
+        "SetupError",
+        "UnsupportedMapError",
+        "load_ipython_extension",
+        "plot",
+        "unload_ipython_extension",
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "plot":
+        return importlib.import_module(".plot", __name__)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bpfnb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    _present_as_bpfnb(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _present_as_bpfnb(value: Any) -> None:
+    """Show public classes and functions as ``bpfnb.X``, where users meet them."""
+    if getattr(value, "__module__", "").startswith("bpfnb."):
+        value.__module__ = "bpfnb"
+
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%bpf`` and ``%bpf``; loading again changes nothing."""
-    from ._magic import BpfnbMagics, complete_bpf_cell
+    from .notebook.magic import register
 
-    if _magics(ipython) is not None:
-        return
-    magics = BpfnbMagics(ipython)
-    ipython.register_magics(magics)
-    ipython.configurables.append(magics)
-    ipython.Completer.custom_matchers.append(complete_bpf_cell)
+    register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Detach every program the session's cells loaded."""
-    magics = _magics(ipython)
-    if magics is not None:
-        magics.session.detach_all()
+    from .notebook.magic import unregister
+
+    unregister(ipython)
 
 
-def _magics(ipython: Any) -> Any:
-    from ._magic import BpfnbMagics
-
-    return ipython.magics_manager.registry.get(BpfnbMagics.__name__)
-
-
-for _name in __all__:
-    _public = globals()[_name]
-    if getattr(_public, "__module__", "").startswith("bpfnb._"):
-        _public.__module__ = "bpfnb"
+for _error in (
+    ArgumentError,
+    AttachError,
+    BpfnbError,
+    CompileError,
+    DecodeError,
+    LoadError,
+    NoSuchMapError,
+    PrivilegeError,
+    SetupError,
+    UnsupportedMapError,
+):
+    _present_as_bpfnb(_error)

@@ -114,7 +114,7 @@ def kernel_name() -> str:
     """The installed "eBPF (bpfnb)" kernel spec's name; `make test` installs it."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    from bpfnb._kernelspec import KERNEL_NAME
+    from bpfnb.tools.kernelspec import KERNEL_NAME
 
     try:
         KernelSpecManager().get_kernel_spec(KERNEL_NAME)

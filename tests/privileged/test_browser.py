@@ -25,7 +25,7 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from bpfnb._kernelspec import KERNEL_NAME
+from bpfnb.tools.kernelspec import KERNEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "04-live-plots.ipynb"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bpfnb import PrivilegeError, SetupError
-from bpfnb import _environment as env
-from bpfnb._doctor import fix, report
-from bpfnb._feature_probe import probe_attach_types
+from bpfnb.kernel import environment as env
+from bpfnb.tools.doctor import fix, report
+from bpfnb.kernel.features import probe_attach_types
 
-from ..test_environment import make_debian_headers
+from ..kernel.test_environment import make_debian_headers
 from .conftest import kernel_prog_ids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ def test_report_has_every_precondition_and_passes_here(fresh_probes):
 
 def test_shell_doctor_prints_the_table_and_exits_0_here():
     done = subprocess.run(
-        [sys.executable, "-m", "bpfnb._cli", "doctor"], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "bpfnb.tools.cli", "doctor"], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -122,7 +122,7 @@ def test_shell_doctor_prints_the_table_and_exits_0_here():
 
 @pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_shell_doctor_as_nobody_fails_on_privileges():
-    done = run_as_nobody("-m", "bpfnb._cli", "doctor")
+    done = run_as_nobody("-m", "bpfnb.tools.cli", "doctor")
     assert done.returncode == 1, done.stdout + done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("privileges"))
     assert row.split()[:4] == ["privileges", "fail", "uid", "65534:"]
@@ -130,7 +130,7 @@ def test_shell_doctor_as_nobody_fails_on_privileges():
 
 @pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_fix_as_nobody_says_it_needs_root():
-    done = run_as_nobody("-m", "bpfnb._cli", "doctor", "--fix")
+    done = run_as_nobody("-m", "bpfnb.tools.cli", "doctor", "--fix")
     assert done.returncode == 1
     assert "needs root" in done.stderr
     assert "sudo bpfnb doctor --fix" in done.stderr
@@ -160,7 +160,7 @@ def test_preflight_passes_here():
 @pytest.mark.usefixtures("checkout_reachable_by_others")
 def test_preflight_as_nobody_raises_privilege_error_with_the_fix():
     code = (
-        "from bpfnb._environment import preflight\n"
+        "from bpfnb.kernel.environment import preflight\n"
         "try:\n"
         "    preflight(needs_tracefs=True)\n"
         "except Exception as exc:\n"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from bpfnb._helper_probe import kernel_verdicts, probe_helper
-from bpfnb._helpers import helpers
+from bpfnb.tools.helper_support import kernel_verdicts, probe_helper
+from bpfnb.tools.helpers import helpers
 
 bcc = pytest.importorskip("bcc")
 

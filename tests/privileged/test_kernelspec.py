@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfnb._kernelspec import (
+from bpfnb.tools.kernelspec import (
     KERNEL_NAME,
     install_kernelspec,
     launcher_path,

@@ -153,7 +153,7 @@ def test_help_lists_the_options(shell):
 
 
 def test_the_first_cell_says_once_that_the_headers_do_not_match(shell, capsys):
-    from bpfnb._environment import header_notice
+    from bpfnb.kernel.environment import header_notice
 
     notice = header_notice()
     run(shell, COUNTER_CELL.format(name="first", options=""))
@@ -220,7 +220,7 @@ def test_doctor_helpers_probes_and_stats_subcommands(shell, capsys):
     assert "sched:sched_switch" in repr(listing)
     shell.run_line_magic("bpf", "stats on")
     try:
-        assert bpfnb._stats.stats_enabled()
+        assert bpfnb.kernel.stats.stats_enabled()
     finally:
         shell.run_line_magic("bpf", "stats off")
     assert "run time" in capsys.readouterr().out

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bpfnb import Probe, Program, UnsupportedMapError
-from bpfnb._mapio import MapIO
-from bpfnb._symbols import kernel_symbols
+from bpfnb.maps.io import MapIO
+from bpfnb.kernel.symbols import kernel_symbols
 
 ME = os.getpid()
 COMM = Path("/proc/self/comm").read_text().strip()[:15]
@@ -248,7 +248,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close) {{
 
 
 def test_histograms_log2_linear_and_struct_keyed(no_leaks):
-    from bpfnb._histogram import percentiles
+    from bpfnb.decode.histogram import percentiles
 
     with Program(HISTOGRAMS) as prog:
         close_bad_fds(*[70_000] * 3, *[140_000] * 5, *[300_000] * 2)

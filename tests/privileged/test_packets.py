@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bpfnb._packets import tcp, udp
+from bpfnb.packets.builder import tcp, udp
 
 RECEIVER = r"""
 import socket, sys

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from bpfnb import AttachError, CompileError, LoadError, Probe, Program
-from bpfnb._environment import tracefs_dir
+from bpfnb.kernel.environment import tracefs_dir
 
 from .conftest import kernel_prog_ids, own_bpf_objects, run_workload
 

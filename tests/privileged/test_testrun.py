@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import bpfnb
-from bpfnb._packets import tcp, udp
-from bpfnb._testrun import TestRunResult, test_run
+from bpfnb.packets.builder import tcp, udp
+from bpfnb.packets.testrun import TestRunResult, test_run
 
 XDP_SOURCE = r"""
 #include <uapi/linux/if_ether.h>

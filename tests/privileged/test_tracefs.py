@@ -10,8 +10,9 @@ import uuid
 import pytest
 
 import bpfnb
-from bpfnb._exceptions import PrivilegeError
-from bpfnb._tracefs import ProbeList, Tracepoint, kprobe_functions, probes, tracefs_root, tracepoint, tracepoints, uprobe_symbols
+from bpfnb.errors import PrivilegeError
+from bpfnb.kernel.tracefs import Tracepoint, kprobe_functions, tracefs_root, tracepoint, tracepoints, uprobe_symbols
+from bpfnb.tools.probe_listing import ProbeList, probes
 
 
 def test_tracepoints_match_the_events_directory() -> None:
@@ -104,7 +105,7 @@ def test_uprobe_symbols_of_libc_match_its_elf_symbol_table() -> None:
 
 
 def test_completion_reads_the_real_tracefs() -> None:
-    from bpfnb._completion import complete
+    from bpfnb.notebook.completion import complete
 
     assert "sched_switch" in complete("TRACEPOINT_PROBE(sched, sched_sw").matches
     cell = "TRACEPOINT_PROBE(syscalls, sys_enter_openat) { return args->fi"

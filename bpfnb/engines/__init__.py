@@ -1,0 +1,31 @@
+"""Engines: what turns a cell's text into programs in the kernel.
+
+Each engine is a subpackage (``bcc``) whose loaded programs satisfy
+:class:`~bpfnb.engines.base.LoadedProgram`; :func:`load` picks one by name.
+Nothing above this package knows which engine made a program.
+"""
+
+from __future__ import annotations
+
+from ..errors import ArgumentError
+from .base import LoadedProgram, LoadOptions
+
+__all__ = ["ENGINES", "detect_engine", "load"]
+
+#: The engines ``engine=`` accepts.
+ENGINES = ("bcc",)
+
+
+def detect_engine(source: str) -> str:
+    """The engine a cell's text is written for."""
+    return "bcc"
+
+
+def load(source: str, options: LoadOptions, *, engine: str | None = None) -> LoadedProgram:
+    """Build ``source`` with ``engine`` (by default the one its text is written for)."""
+    engine = engine or detect_engine(source)
+    if engine == "bcc":
+        from .bcc.program import BccProgram
+
+        return BccProgram(source, options)
+    raise ArgumentError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")

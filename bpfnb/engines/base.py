@@ -1,0 +1,141 @@
+"""The engine boundary: what every engine hands to the layers above it.
+
+An engine (BCC, libbpf, bpftrace) turns a cell's text into programs loaded in
+the kernel. Above this boundary nothing knows which engine made a map: maps,
+streams, decoding, plots, live views, histories and ``test_run`` work from a
+map's fd and typed layout (:class:`MapSpec`) and a function's fd. An engine is
+a package under ``bpfnb.engines`` whose loaded programs satisfy
+:class:`LoadedProgram`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..kernel.constants import map_type_name
+from .hooks import Probe
+
+__all__ = ["LoadOptions", "LoadedProgram", "MapSpec", "Owner", "Resource"]
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One map as the kernel holds it, with the C types of its keys and values.
+
+    ``key_type`` and ``value_type`` are ctypes types with the exact C layout,
+    or None where the engine cannot tell (the bytes are then shown raw).
+    """
+
+    name: str
+    type_id: int
+    fd: int
+    key_type: type | None
+    value_type: type | None
+    max_entries: int
+    key_size: int
+    value_size: int
+    map_flags: int
+    #: The program declared it as a histogram (a slot -> count map).
+    histogram: bool = False
+    #: Names of enum values by column, for fields the engine knows to be enums.
+    enums: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+
+    @property
+    def map_type(self) -> str:
+        """``hash``, ``percpu_array``, ``ringbuf``...: the BPF_MAP_TYPE_* name."""
+        return map_type_name(self.type_id)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to build a program from a cell, whatever the engine."""
+
+    cflags: tuple[str, ...] = ()
+    debug: int = 0
+    #: Attach the functions (False loads them only).
+    attach: bool = True
+    #: Explicit hooks beyond what the engine's own naming implies.
+    probes: tuple[Probe, ...] = ()
+    #: The number error messages give the source's first line.
+    first_line: int = 1
+
+
+class Resource(Protocol):
+    """Something that lives only as long as its program: a stream, a recorder, a live plot."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class Owner(Protocol):
+    """A program as its maps, streams and plots see it: named, alive or not, and keeping them."""
+
+    name: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    def own(self, resource: Resource) -> None:
+        """Stop ``resource`` when the program detaches."""
+
+
+class LoadedProgram(Protocol):
+    """A cell's programs, loaded (and attached) by one engine; released by :meth:`release`.
+
+    Loading is all-or-nothing: an engine either returns a program whose every
+    requested hook is attached, or raises after releasing what it took.
+    """
+
+    #: ``bcc``, ``libbpf`` or ``bpftrace``.
+    engine: str
+    source: str
+    first_line: int
+    #: What the compiler and loader printed (warnings, debug output).
+    log: str
+    #: The compiler's warnings about the source, in the cell's line numbers.
+    warnings: str
+
+    @property
+    def functions(self) -> list[str]:
+        """The program functions the cell defines."""
+
+    @property
+    def attachments(self) -> list[Probe]:
+        """The hooks attached now."""
+
+    @property
+    def sockets(self) -> dict[str, int]:
+        """Raw socket fds of socket filters by function."""
+
+    def loaded_functions(self) -> dict[str, list[str]]:
+        """Functions loaded into the kernel, with the kinds of hook each serves."""
+
+    def map_names(self) -> list[str]:
+        """The user's maps (the engine's own hidden maps are left out)."""
+
+    def map_spec(self, name: str) -> MapSpec:
+        """The map ``name``; ``KeyError`` if there is none."""
+
+    def function_fd(self, function: str) -> int | None:
+        """The fd of a loaded function, None if it is not loaded."""
+
+    def load_function(self, function: str, prog_type: str) -> int:
+        """Load ``function`` as ``prog_type`` (if not loaded yet) and return its fd."""
+
+    def event_type(self, buffer: str, type_name: str | None = None) -> type:
+        """The ctypes type of the events sent to ring or perf buffer ``buffer``.
+
+        ``type_name`` (``"struct event"``) names it where the engine cannot
+        tell by itself.
+        """
+
+    def loss_counter(self) -> tuple[int, int] | None:
+        """The fd of a per-CPU u64 map counting failed ring-buffer outputs (the engine keeps it), and the CPUs."""
+
+    def release(self) -> None:
+        """Detach and unload everything; idempotent."""
+

@@ -1,0 +1,186 @@
+"""Attaching the functions of a BCC module to their hooks.
+
+BCC's naming convention (``tracepoint__sched__sched_switch``, ``kprobe__vfs_read``)
+is applied here rather than by BCC's own auto-attach, so that a failure half way
+can undo everything before it (:func:`implied_probe`).
+
+:func:`attach` returns an :class:`Attachment`. Most hooks are released by
+``BPF.cleanup()``; XDP links and socket filters are not, so their attachments
+carry their own ``undo``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...errors import AttachError
+from ...kernel.constants import ATTACH_TYPES, XDP_FLAGS
+from ...kernel.libbpf import link_create
+from ..hooks import Probe, perf_event_type, require_target
+from .compiler import captured_c_output
+
+if TYPE_CHECKING:
+    import bcc
+
+__all__ = ["Attachment", "attach", "implied_probe"]
+
+# BCC's function-name prefixes and the probe each one means, as BCC's auto-attach reads them.
+_NAME_PREFIXES = {
+    "kprobe__": "kprobe",
+    "kretprobe__": "kretprobe",
+    "tracepoint__": "tracepoint",
+    "raw_tracepoint__": "raw_tracepoint",
+    "kfunc__": "kfunc",
+    "kretfunc__": "kretfunc",
+    "lsm__": "lsm",
+}
+
+
+def implied_probe(function: str) -> Probe | None:
+    """The probe BCC's naming convention implies for ``function``, if any."""
+    for prefix, kind in _NAME_PREFIXES.items():
+        if function.startswith(prefix):
+            rest = function[len(prefix) :]
+            target = rest.replace("__", ":", 1) if kind == "tracepoint" else rest
+            return Probe(kind, target, function)
+    return None
+
+
+@dataclass
+class Attachment:
+    """A function attached to a hook; ``undo`` releases what BCC's cleanup would miss."""
+
+    probe: Probe
+    undo: Callable[[], None] | None = None
+    socket_fd: int | None = None
+
+    def release(self) -> None:
+        if self.undo is not None:
+            undo, self.undo = self.undo, None
+            undo()
+
+
+def attach(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    """Attach the already loaded ``probe.function`` of ``bpf`` to its hook."""
+    require_target(probe)
+    attacher = _ATTACHERS[probe.kind]
+    with _attach_errors(probe):
+        return attacher(bpf, probe)
+
+
+@contextlib.contextmanager
+def _attach_errors(probe: Probe) -> Iterator[None]:
+    try:
+        with captured_c_output() as output:
+            yield
+    except AttachError:
+        raise
+    except Exception as exc:  # BCC raises bare Exception
+        said = (output[0] if output else "").strip()
+        raise AttachError(
+            f"cannot attach {probe.function} to {probe.kind} {probe.target}: {exc}",
+            details=said,
+        ) from exc
+
+
+def _kprobe(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    method = bpf.attach_kretprobe if probe.kind == "kretprobe" else bpf.attach_kprobe
+    method(event=probe.target.encode(), fn_name=probe.function_name.encode())
+    return Attachment(probe)
+
+
+def _uprobe(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    binary, _, symbol = probe.target.rpartition(":")
+    method = bpf.attach_uretprobe if probe.kind == "uretprobe" else bpf.attach_uprobe
+    try:
+        method(
+            name=binary.encode(), sym=symbol.encode(), fn_name=probe.function_name.encode(), pid=probe.int_option("pid", -1)
+        )
+    except Exception as exc:
+        if "could not determine address" in str(exc) or "can't find" in str(exc).lower():
+            raise AttachError(
+                f"no symbol {symbol!r} in {binary!r} to put a {probe.kind} on.",
+                hint=f"`%bpf probes --binary {binary}` lists the symbols a uprobe can use.",
+            ) from exc
+        raise
+    return Attachment(probe)
+
+
+def _tracepoint(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    bpf.attach_tracepoint(tp=probe.target.encode(), fn_name=probe.function_name.encode())
+    return Attachment(probe)
+
+
+def _raw_tracepoint(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    if probe.target.encode() in bpf.raw_tracepoint_fds:
+        raise AttachError(f"BCC attaches one function per raw tracepoint and program; {probe.target} has one already.")
+    bpf.attach_raw_tracepoint(tp=probe.target.encode(), fn_name=probe.function_name.encode())
+    return Attachment(probe)
+
+
+def _kfunc(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    method = {"kfunc": bpf.attach_kfunc, "kretfunc": bpf.attach_kretfunc, "lsm": bpf.attach_lsm}[probe.kind]
+    method(fn_name=probe.function_name.encode())
+    return Attachment(probe)
+
+
+def _perf_event(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    ev_type, ev_config = perf_event_type(probe.target)
+    period = probe.int_option("period", 0)
+    freq = probe.int_option("freq", 0) or (0 if period else 99)
+    bpf.attach_perf_event(
+        ev_type=ev_type,
+        ev_config=ev_config,
+        fn_name=probe.function_name.encode(),
+        sample_period=period,
+        sample_freq=freq,
+        pid=probe.int_option("pid", -1),
+        cpu=probe.int_option("cpu", -1),
+    )
+    return Attachment(probe)
+
+
+def _xdp(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    fn = bpf.funcs[probe.function_name.encode()]
+    # A link, unlike BCC's netlink attach, ends with its fd: a killed process
+    # leaves no XDP program behind, and an existing program is never replaced.
+    try:
+        link = link_create(
+            fn.fd,
+            socket.if_nametoindex(probe.target),
+            ATTACH_TYPES["xdp"],
+            flags=XDP_FLAGS[probe.option("mode") or "auto"],
+        )
+    except OSError as exc:
+        busy = " (it already has an XDP program)" if exc.errno == errno.EBUSY else ""
+        raise AttachError(f"cannot attach XDP program {probe.function} to {probe.target}{busy}: {exc.strerror}") from None
+    return Attachment(probe, undo=lambda: os.close(link))
+
+
+def _socket_filter(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    fn = bpf.funcs[probe.function_name.encode()]
+    bpf.attach_raw_socket(fn, probe.target.encode())
+    sock = fn.sock
+    return Attachment(probe, undo=lambda: os.close(sock), socket_fd=sock)
+
+
+_ATTACHERS: dict[str, Callable[[bcc.BPF, Probe], Attachment]] = {
+    "kprobe": _kprobe,
+    "kretprobe": _kprobe,
+    "uprobe": _uprobe,
+    "uretprobe": _uprobe,
+    "tracepoint": _tracepoint,
+    "raw_tracepoint": _raw_tracepoint,
+    "kfunc": _kfunc,
+    "kretfunc": _kfunc,
+    "lsm": _kfunc,
+    "perf_event": _perf_event,
+    "xdp": _xdp,
+    "socket_filter": _socket_filter,
+}

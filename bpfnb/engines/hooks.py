@@ -1,0 +1,179 @@
+"""Hooks a program's functions attach to: the :class:`Probe` request, the same for every engine.
+
+A Probe comes from an explicit option (``--tracepoint sched:sched_switch=on_switch``,
+``bpfnb.Probe("tracepoint", "sched:sched_switch", "on_switch")``) or from an
+engine's own naming (BCC's ``tracepoint__sched__sched_switch``). Engines turn
+Probes into attachments; this module only says what a Probe means.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field, replace
+
+from ..errors import ArgumentError, AttachError
+from ..kernel.constants import PERF_EVENTS, PROG_TYPES, XDP_FLAGS
+from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint
+
+__all__ = ["PROBE_KINDS", "Probe", "perf_event_type", "program_type", "require_target"]
+
+#: Options each kind of explicit probe accepts after its target.
+PROBE_KINDS: dict[str, tuple[str, ...]] = {
+    "kprobe": (),
+    "kretprobe": (),
+    "uprobe": ("pid",),
+    "uretprobe": ("pid",),
+    "tracepoint": (),
+    "raw_tracepoint": (),
+    "perf_event": ("freq", "period", "cpu", "pid"),
+    "xdp": ("mode",),
+    "socket_filter": (),
+}
+
+# The program type a function attached as each kind of hook is loaded as.
+_PROGRAM_TYPES = {
+    "socket_filter": "socket_filter",
+    "kprobe": "kprobe",
+    "kretprobe": "kprobe",
+    "uprobe": "kprobe",
+    "uretprobe": "kprobe",
+    "tracepoint": "tracepoint",
+    "xdp": "xdp",
+    "perf_event": "perf_event",
+    "raw_tracepoint": "raw_tracepoint",
+    "kfunc": "tracing",
+    "kretfunc": "tracing",
+    "lsm": "lsm",
+}
+
+
+def program_type(kind: str) -> int:
+    """The BPF_PROG_TYPE_* number a function attached as ``kind`` is loaded with."""
+    return PROG_TYPES[_PROGRAM_TYPES[kind]]
+
+
+def perf_event_type(target: str) -> tuple[int, int]:
+    """``(perf type, config)`` of a ``--perf-event`` target such as ``software:cpu-clock``."""
+    family, _, name = target.partition(":")
+    if family not in PERF_EVENTS:
+        raise ArgumentError(f"perf event {target!r}: write software:NAME or hardware:NAME")
+    type_id, configs = PERF_EVENTS[family]
+    if name.isdigit():
+        return type_id, int(name)
+    if name not in configs:
+        raise ArgumentError(f"perf event {target!r}: {family} events are {', '.join(configs)}")
+    return type_id, configs[name]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A request to attach one function of a program to one hook.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`PROBE_KINDS`, or ``kfunc``/``kretfunc``/``lsm`` from BCC's naming.
+    target : str
+        What to attach to: ``category:event``, ``binary:symbol``, a device, ...
+    function : str or None
+        The C function; None means the program's only function left unclaimed.
+    options : tuple of (str, str)
+        Kind-specific settings such as ``("pid", "42")`` or ``("mode", "skb")``.
+    """
+
+    kind: str
+    target: str
+    function: str | None = None
+    options: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def parse(cls, kind: str, spec: str) -> Probe:
+        """Read ``TARGET[=FUNCTION][,key=value...]`` as written after ``--<kind>``."""
+        if kind not in PROBE_KINDS:
+            raise ArgumentError(f"unknown probe kind {kind!r}; expected one of {', '.join(PROBE_KINDS)}")
+        head, *settings = spec.split(",")
+        target, _, function = head.partition("=")
+        if not target:
+            raise ArgumentError(f"--{kind.replace('_', '-')} {spec!r}: the target is missing")
+        options = []
+        for setting in settings:
+            key, sep, value = setting.partition("=")
+            if not sep or key not in PROBE_KINDS[kind]:
+                allowed = ", ".join(f"{k}=..." for k in PROBE_KINDS[kind]) or "no options"
+                raise ArgumentError(f"--{kind.replace('_', '-')} {spec!r}: {setting!r} is not an option here ({allowed})")
+            options.append((key, value))
+        probe = cls(kind, target, function or None, tuple(options))
+        probe._validate()
+        return probe
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        """The value of setting ``key`` (``pid``, ``mode``...), or ``default``."""
+        return dict(self.options).get(key, default)
+
+    def int_option(self, key: str, default: int) -> int:
+        """A whole-number setting (validated when the Probe was parsed), or ``default``."""
+        value = self.option(key)
+        return default if value is None else int(value)
+
+    @property
+    def function_name(self) -> str:
+        """The function to attach, once the program has filled it in."""
+        if self.function is None:
+            raise ArgumentError(f"{self.kind} {self.target}: no function was named or found to attach")
+        return self.function
+
+    def with_function(self, function: str) -> Probe:
+        return replace(self, function=function)
+
+    def _validate(self) -> None:
+        if self.kind == "perf_event":
+            perf_event_type(self.target)
+            if self.option("freq") and self.option("period"):
+                raise ArgumentError("--perf-event takes freq= or period=, not both")
+        if self.kind == "xdp" and self.option("mode", "auto") not in XDP_FLAGS:
+            raise ArgumentError(f"XDP mode {self.option('mode')!r}: expected one of {', '.join(XDP_FLAGS)}")
+        if self.kind in ("uprobe", "uretprobe") and ":" not in self.target:
+            raise ArgumentError(f"--{self.kind} {self.target!r}: write BINARY:SYMBOL, for example c:malloc")
+        if self.kind == "tracepoint" and ":" not in self.target:
+            raise ArgumentError(f"--tracepoint {self.target!r}: write CATEGORY:EVENT, for example sched:sched_switch")
+        for key in ("pid", "cpu", "freq", "period"):
+            value = self.option(key)
+            if value is not None and not value.lstrip("-").isdigit():
+                raise ArgumentError(f"{key}={value!r} must be a whole number")
+
+    def __str__(self) -> str:
+        extra = "".join(f",{k}={v}" for k, v in self.options)
+        return f"{self.kind} {self.target}{extra} -> {self.function}"
+
+
+def require_target(probe: Probe) -> None:
+    """Raise an :class:`AttachError` that says what to do when ``probe``'s hook does not exist here.
+
+    Every engine asks this before attaching: the kernel's own answer to a
+    missing hook (ENOENT, EINVAL) does not say which part was wrong.
+    """
+    if probe.kind in ("kprobe", "kretprobe") and not has_kprobes():
+        raise AttachError(
+            f"this kernel has no kprobes (CONFIG_KPROBES is off), so {probe.target} cannot be probed.",
+            hint="Use a tracepoint (`%bpf probes` lists them) or a raw tracepoint instead.",
+        )
+    if probe.kind == "tracepoint":
+        category, _, event = probe.target.partition(":")
+        if not has_tracepoint(category, event):
+            raise AttachError(
+                f"there is no tracepoint {probe.target} on this kernel.",
+                hint=f"`%bpf probes {category}:*` lists the tracepoints of {category!r}.",
+            )
+    if probe.kind == "raw_tracepoint" and not has_raw_tracepoint(probe.target):
+        raise AttachError(
+            f"there is no raw tracepoint {probe.target} on this kernel.",
+            hint="Raw tracepoints are named like tracepoints without their category: `%bpf probes` lists them.",
+        )
+    if probe.kind in ("xdp", "socket_filter"):
+        try:
+            socket.if_nametoindex(probe.target)
+        except OSError:
+            raise AttachError(
+                f"there is no network device named {probe.target!r} in this network namespace.",
+                hint="`ip link` lists the devices.",
+            ) from None

@@ -1,0 +1,132 @@
+"""Errors bpfnb raises for problems a user can fix.
+
+    BpfnbError
+    ├── ArgumentError     an argument bpfnb cannot use (also a ValueError)
+    ├── NoSuchMapError    a program has no map of that name (also a KeyError)
+    ├── CompileError      clang rejected the C code (diagnostics in cell lines)
+    ├── LoadError         the kernel refused a program (verifier log, errno)
+    ├── AttachError       a loaded program could not be attached to its hook
+    ├── PrivilegeError    the process may not use bpf() or perf events
+    ├── SetupError        a precondition is missing: headers, tracefs, BCC
+    ├── DecodeError       bytes from the kernel do not fit the declared type
+    └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
+
+Every error carries a one-line ``hint`` that says what to do. In IPython the
+error is shown without a traceback (``_render_traceback_``): the traceback of
+bpfnb's internals says nothing to someone whose C code has a typo.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = [
+    "ArgumentError",
+    "AttachError",
+    "BpfnbError",
+    "CompileError",
+    "DecodeError",
+    "LoadError",
+    "NoSuchMapError",
+    "PrivilegeError",
+    "SetupError",
+    "UnsupportedMapError",
+]
+
+_DOCTOR_HINT = "Run `%bpf doctor` (or `bpfnb doctor` in a shell) to check this machine."
+
+
+class BpfnbError(Exception):
+    """Root of every error bpfnb raises on purpose."""
+
+    #: IPython shows ``_render_traceback_`` instead of a traceback; set this to
+    #: False (``%config BpfnbMagics.short_errors = False``) to see the traceback.
+    short = True
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+        #: The cell (or source) line the error is about, where there is one.
+        self.line = line
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.details:
+            parts.append(self.details)
+        if self.hint:
+            parts.append(self.hint)
+        return "\n".join(parts)
+
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        # IPython shows the ordinary traceback when this attribute is missing.
+        if not type(self).short:
+            raise AttributeError("_render_traceback_")
+        return self._short_traceback
+
+    def _short_traceback(self) -> list[str]:
+        red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
+        lines = [f"{red}{bold}{type(self).__name__}{reset}: {self.message}"]
+        if self.details:
+            lines.extend(self.details.rstrip("\n").splitlines())
+        if self.hint:
+            lines.append(f"{bold}hint{reset}: {self.hint}")
+        return lines
+
+
+class ArgumentError(BpfnbError, ValueError):
+    """An argument bpfnb cannot use; the message names what it accepts."""
+
+
+class NoSuchMapError(BpfnbError, KeyError):
+    """A program has no map of the name asked for; the message lists its maps."""
+
+
+class CompileError(BpfnbError):
+    """The C code did not compile; ``details`` holds clang's diagnostics."""
+
+
+class LoadError(BpfnbError):
+    """The kernel refused to load a program; ``details`` holds the verifier's words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        details: str = "",
+        errno: int | None = None,
+        function: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, details=details, line=line)
+        self.errno = errno
+        self.function = function
+
+
+class AttachError(BpfnbError):
+    """A program loaded but could not be attached to its hook."""
+
+
+class PrivilegeError(BpfnbError):
+    """The process lacks the privileges bpf() and perf events need."""
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
+        super().__init__(message, hint=hint or _DOCTOR_HINT, details=details)
+
+
+class SetupError(BpfnbError):
+    """Something the machine must provide is missing (headers, tracefs, BCC)."""
+
+    def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
+        super().__init__(message, hint=hint or _DOCTOR_HINT, details=details)
+
+
+class DecodeError(BpfnbError):
+    """Bytes read from the kernel do not match the type they were declared with."""
+
+
+class UnsupportedMapError(BpfnbError):
+    """A map whose type bpfnb cannot read from Python."""

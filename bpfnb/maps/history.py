@@ -1,0 +1,206 @@
+"""Periodic snapshots of a map, kept as one long time-indexed frame.
+
+``prog["counts"].history(interval=1.0)`` starts a background thread that
+takes ``.df()`` every ``interval`` seconds and appends it, stamped with a
+``time`` column (UTC), to a bounded store (oldest snapshots are dropped past
+``max_rows``). The result is a long frame: one row per key and snapshot.
+
+Numeric value columns get their change since the previous snapshot of the
+same key and that change per second: ``delta`` and ``rate`` when the map has
+one value column (``value``, or a histogram's ``count``), ``<column>_delta``
+and ``<column>_rate`` for each column otherwise (struct values, per-CPU
+columns). A key absent from the previous snapshot counts from zero; the
+first snapshot has nothing to compare with: NaN there.
+
+It is what live plots draw: ``df()`` and ``snapshot()`` may be called from any
+thread. The recorder belongs to its program and stops when the program
+detaches.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..display import html as _html
+from ..decode.columns import columns_of
+from ..errors import ArgumentError
+
+if TYPE_CHECKING:
+    from .views import BpfMap
+
+__all__ = ["MapHistory"]
+
+
+class MapHistory:
+    """A background recorder of a map's snapshots; see the module docstring.
+
+    Parameters
+    ----------
+    view
+        The map view to snapshot.
+    interval
+        Seconds between snapshots.
+    max_rows
+        Rows kept in total; whole oldest snapshots are dropped beyond it.
+    **df_options
+        Passed to ``view.df()`` (``decode=``, ``percpu=``, ``buckets=``...).
+    """
+
+    def __init__(self, view: BpfMap, *, interval: float = 1.0, max_rows: int = 100_000, **df_options: Any) -> None:
+        if interval <= 0:
+            raise ArgumentError(f"interval must be positive seconds, not {interval!r}")
+        if max_rows < 1:
+            raise ArgumentError(f"max_rows must be at least 1, not {max_rows!r}")
+        self.view = view
+        self.interval = interval
+        self.max_rows = max_rows
+        self.df_options = df_options
+        self.snapshots = 0
+        self.dropped_rows = 0
+        self.error: BaseException | None = None
+        self._frames: collections.deque[pd.DataFrame] = collections.deque()
+        self._rows = 0
+        self._previous: tuple[float, pd.DataFrame] | None = None
+        self._lock = threading.Lock()
+        self._recording = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"bpfnb-history-{view.name}", daemon=True)
+        own = getattr(view.program, "own", None)
+        if own is not None:
+            own(self)
+        self._thread.start()
+
+    # -- recording -----------------------------------------------------------
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                self.record()
+            except Exception as exc:  # the map went away (program detached): stop, keep the reason
+                self.error = exc
+                return
+            next_at += self.interval
+            self._stopping.wait(max(0.0, next_at - time.monotonic()))
+
+    def record(self) -> pd.DataFrame:
+        """Take one snapshot now (the thread calls this every ``interval``)."""
+        with self._recording:  # deltas need snapshots taken one after the other
+            now = time.monotonic()
+            frame = self.view.df(**self.df_options)
+            stamped = self._with_deltas(frame, now)
+        stamped.insert(0, "time", pd.Timestamp.now(tz="UTC"))
+        with self._lock:
+            self._frames.append(stamped)
+            self._rows += len(stamped)
+            self.snapshots += 1
+            while self._rows > self.max_rows and len(self._frames) > 1:
+                dropped = self._frames.popleft()
+                self._rows -= len(dropped)
+                self.dropped_rows += len(dropped)
+        return stamped
+
+    @property
+    def _value_names(self) -> set[str]:
+        return set(columns_of(np.empty(0, self.view.layout.value), name="value"))
+
+    def _with_deltas(self, frame: pd.DataFrame, now: float) -> pd.DataFrame:
+        keys, values = self._split(frame)
+        previous, self._previous = self._previous, (now, frame)
+        out = frame.copy()
+        one_field = {"lo", "hi"} <= set(frame.columns) or len(self._value_names) == 1
+        single = one_field and len(values) == 1
+        for column in values:
+            if previous is None:
+                delta = np.full(len(frame), np.nan)
+                elapsed = 1.0
+            else:
+                elapsed, before = now - previous[0], previous[1]
+                if keys:
+                    earlier = before[keys + [column]].drop_duplicates(keys)
+                    old = frame[keys].merge(earlier, on=keys, how="left", suffixes=("_now", ""))
+                else:
+                    old = before
+                if len(old) == len(frame):
+                    # A key that was not there before counted from zero.
+                    was = np.nan_to_num(old[column].to_numpy(dtype=np.float64), nan=0.0)
+                    delta = frame[column].to_numpy(dtype=np.float64) - was
+                else:  # keyless rows that came and went (a queue): nothing to pair
+                    delta = np.full(len(frame), np.nan)
+            prefix = "" if single else f"{column}_"
+            out[f"{prefix}delta"] = delta
+            out[f"{prefix}rate"] = delta / elapsed
+        return out
+
+    def _split(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """Key columns (identify a row across snapshots) and numeric value columns."""
+        if {"lo", "hi", "count"} <= set(frame.columns):
+            return [c for c in frame.columns if c != "count"], ["count"]
+        value_names = self._value_names
+
+        def field(column: str) -> str:
+            """The value field a column shows (``value.x``, ``x.cpu1``, ``x_raw`` -> ``x``)."""
+            return re.sub(r"\.cpu\d+$", "", column.removesuffix("_raw")).removeprefix("value.")
+
+        from_value = [c for c in frame.columns if field(c) in value_names]
+        values = [c for c in from_value if frame[c].dtype.kind in "iuf" and not c.endswith("_raw")]
+        keys = [c for c in frame.columns if c not in from_value and frame[c].dtype != object]
+        return keys, values
+
+    # -- reading -------------------------------------------------------------
+
+    def df(self) -> pd.DataFrame:
+        """Every snapshot kept, oldest first, as one long frame with a ``time`` column."""
+        with self._lock:
+            frames = list(self._frames)
+        if not frames:
+            return pd.DataFrame({"time": pd.Series(dtype="datetime64[ns, UTC]")})
+        return pd.concat(frames, ignore_index=True)
+
+    def snapshot(self) -> pd.DataFrame | None:
+        """The latest snapshot (with its deltas and rates), or None before the first."""
+        with self._lock:
+            return self._frames[-1] if self._frames else None
+
+    def __len__(self) -> int:
+        return self._rows
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop recording (idempotent); what was recorded stays readable."""
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _state(self) -> str:
+        if self.error is not None:
+            return f"stopped ({type(self.error).__name__}: {self.error})"
+        return "recording" if self.running else "stopped"
+
+    def __repr__(self) -> str:
+        return (
+            f"<MapHistory of {self.view.name}: {self._state()}, {self.snapshots} snapshots, "
+            f"{self._rows} rows, every {self.interval:g}s>"
+        )
+
+    def _repr_html_(self) -> str:
+        latest = self.snapshot()
+        body = latest.head(10).to_html(max_cols=12) if latest is not None else _html.note("no snapshot yet")
+        title = f"history of map {self.view.name}: {self._state()}"
+        facts = _html.table(
+            ["snapshots", "rows kept", "rows dropped", "interval"],
+            [(self.snapshots, self._rows, self.dropped_rows, f"{self.interval:g} s")],
+        )
+        return _html.card(title, facts, body)

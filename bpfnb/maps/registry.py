@@ -1,0 +1,37 @@
+"""Which view class reads which map type: ``prog[name]`` is ``map_view(prog, spec)``."""
+
+from __future__ import annotations
+
+from ..engines.base import MapSpec, Owner
+from ..kernel.constants import MAP_TYPE_IDS
+from .fd_arrays import CgroupArrayMap, ProgArrayMap
+from .queues import QueueMap
+from .stacks import StackTraceMap
+from .tables import ArrayMap, HashMap, PerCpuArrayMap, PerCpuHashMap, UnsupportedMap
+from .view import BpfMap
+
+__all__ = ["VIEWS", "map_view"]
+
+#: The view class for each BPF_MAP_TYPE_* number; any other type is an UnsupportedMap.
+VIEWS: dict[int, type[BpfMap]] = {
+    MAP_TYPE_IDS[name]: view
+    for name, view in {
+        "hash": HashMap,
+        "lru_hash": HashMap,
+        "lpm_trie": HashMap,
+        "array": ArrayMap,
+        "percpu_hash": PerCpuHashMap,
+        "lru_percpu_hash": PerCpuHashMap,
+        "percpu_array": PerCpuArrayMap,
+        "stack_trace": StackTraceMap,
+        "queue": QueueMap,
+        "stack": QueueMap,
+        "prog_array": ProgArrayMap,
+        "cgroup_array": CgroupArrayMap,
+    }.items()
+}
+
+
+def map_view(program: Owner, spec: MapSpec) -> BpfMap:
+    """The view on the map ``spec`` of ``program``, chosen by the map's type."""
+    return VIEWS.get(spec.type_id, UnsupportedMap)(program, spec)

@@ -1,0 +1,153 @@
+"""What the ``%%bpf`` and ``%bpf`` lines say, parsed without IPython.
+
+``parse_cell_options`` and ``parse_command`` raise :class:`OptionsError` (a
+``ValueError``) for a malformed line; the magic turns that into IPython's
+``UsageError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass
+from typing import NoReturn
+
+from ..engines.hooks import PROBE_KINDS, Probe
+from ..engines.bcc.compiler import DEBUG_FLAGS, parse_debug_flags
+
+__all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_cell_options", "parse_command"]
+
+
+class OptionsError(ValueError):
+    """A ``%%bpf``/``%bpf`` line that cannot be parsed; the message says why."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise OptionsError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise OptionsError(message or self.format_usage())
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """The parsed first line of a ``%%bpf`` cell."""
+
+    name: str
+    cflags: tuple[str, ...] = ()
+    debug: int = 0
+    attach: bool = True
+    probes: tuple[Probe, ...] = ()
+
+
+_PROBE_HELP = {
+    "kprobe": "KERNEL_FUNCTION[=FN]: a kprobe on a kernel function",
+    "kretprobe": "KERNEL_FUNCTION[=FN]: a kretprobe on a kernel function's return",
+    "uprobe": "BINARY:SYMBOL[=FN][,pid=PID]: a uprobe, e.g. c:malloc=on_malloc (c is libc)",
+    "uretprobe": "BINARY:SYMBOL[=FN][,pid=PID]: a uretprobe on a user function's return",
+    "tracepoint": "CATEGORY:EVENT[=FN]: a tracepoint, e.g. sched:sched_switch=on_switch",
+    "raw_tracepoint": "EVENT[=FN]: a raw tracepoint, e.g. sched_switch=on_switch",
+    "perf_event": "software|hardware:EVENT[=FN][,freq=HZ|period=N][,cpu=N][,pid=N]: "
+    "sample on a perf event, e.g. software:cpu-clock=on_sample,freq=99",
+    "xdp": "DEVICE[=FN][,mode=skb|drv|hw]: an XDP program on a network device",
+    "socket_filter": "DEVICE[=FN]: a socket filter on a raw socket bound to DEVICE",
+}
+
+
+def _cell_parser() -> _Parser:
+    parser = _Parser(
+        prog="%%bpf",
+        description="Compile the cell's C code with BCC, load it into the kernel, attach it, and bind NAME "
+        "to the resulting bpfnb.Program. Functions named kprobe__X, tracepoint__CAT__EVENT, "
+        "raw_tracepoint__X (or written with TRACEPOINT_PROBE and friends) attach by themselves; "
+        "the options below attach the others. FN may be left out when one function is left. "
+        "Running the cell again replaces the program.",
+        add_help=False,
+    )
+    parser.add_argument("name", help="the notebook variable to bind the program to")
+    parser.add_argument("--cflags", default="", help="extra clang flags, as one quoted string")
+    parser.add_argument(
+        "--debug",
+        default="0",
+        help=f"BCC debug flags: a number or names joined by commas ({', '.join(DEBUG_FLAGS)}); "
+        "'bpf' prints the verifier's log",
+    )
+    parser.add_argument("--no-attach", action="store_true", help="load the functions without attaching them")
+    for kind in PROBE_KINDS:
+        parser.add_argument(
+            f"--{kind.replace('_', '-')}",
+            dest=kind,
+            action="append",
+            default=[],
+            metavar="SPEC",
+            help=_PROBE_HELP[kind] + " (repeatable)",
+        )
+    return parser
+
+
+def parse_cell_options(line: str) -> CellOptions:
+    """Parse what follows ``%%bpf`` on a cell's first line."""
+    args = _cell_parser().parse_args(_attach_cflags(_split(line)))
+    if not args.name.isidentifier():
+        raise OptionsError(f"%%bpf: {args.name!r} cannot name a notebook variable")
+    try:
+        probes = tuple(Probe.parse(kind, spec) for kind in PROBE_KINDS for spec in getattr(args, kind))
+        debug = parse_debug_flags(args.debug)
+    except ValueError as exc:
+        raise OptionsError(f"%%bpf: {exc}") from None
+    return CellOptions(
+        name=args.name, cflags=tuple(_split(args.cflags)), debug=debug, attach=not args.no_attach, probes=probes
+    )
+
+
+def _attach_cflags(words: list[str]) -> list[str]:
+    """Join ``--cflags VALUE`` into one word: argparse would read a VALUE like ``-DX=1`` as an option."""
+    joined: list[str] = []
+    words = iter(words)
+    for word in words:
+        joined.append(f"--cflags={next(words, '')}" if word == "--cflags" else word)
+    return joined
+
+
+def cell_help() -> str:
+    return _cell_parser().format_help()
+
+
+def _command_parser() -> _Parser:
+    parser = _Parser(prog="%bpf", description="Manage the session's BPF programs and look around the kernel.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("ls", help="list the session's programs, streams and live plots")
+    detach = commands.add_parser("detach", help="detach a program (or all of them)")
+    detach.add_argument("name", nargs="?", help="the program's name")
+    detach.add_argument("--all", action="store_true", help="detach every program of the session")
+    doctor = commands.add_parser("doctor", help="check what this machine allows and how to fix what is missing")
+    doctor.add_argument("--fix", action="store_true", help="mount tracefs/debugfs/bpffs and link headers")
+    stats = commands.add_parser("stats", help="turn the kernel's per-program run-time statistics on or off")
+    stats.add_argument("switch", choices=["on", "off"])
+    helpers = commands.add_parser("helpers", help="the BPF helper functions and where the kernel allows them")
+    helpers.add_argument("pattern", nargs="?", default=None)
+    helpers.add_argument("--type", dest="prog_type", default=None, help="only helpers this program type may call")
+    probes = commands.add_parser("probes", help="attachable tracepoints; with one name, its fields")
+    probes.add_argument("pattern", nargs="?", default=None)
+    probes.add_argument("--binary", default=None, help="list a binary's symbols for uprobes instead")
+    return parser
+
+
+def parse_command(line: str) -> argparse.Namespace:
+    """Parse a ``%bpf`` line magic's subcommand and its arguments."""
+    args = _command_parser().parse_args(_split(line))
+    if args.command == "detach" and bool(args.name) == bool(args.all):
+        raise OptionsError("%bpf detach: give a program's NAME or --all")
+    return args
+
+
+def command_help() -> str:
+    return _command_parser().format_help()
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise OptionsError(f"cannot split {line!r}: {exc}") from None

@@ -1,0 +1,377 @@
+"""``Program``: a cell's C source compiled, loaded into the kernel, attached, and released.
+
+A Program is all-or-nothing: its engine loads every function (so the verifier
+speaks before anything is attached), then attaches every hook, and any
+failure releases everything done so far. Its lifetime is explicit
+(``detach()``, a ``with`` block) and backed by ``weakref.finalize``, so a
+forgotten program is still released when it is garbage or when Python exits.
+The engine (:mod:`bpfnb.engines`) stays behind this class: maps, streams and
+packet runs get fds and typed layouts from it, never the engine itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .display import html as _html
+from .engines import load
+from .engines.base import LoadedProgram, LoadOptions, Resource
+from .engines.hooks import Probe
+from .errors import ArgumentError, BpfnbError, NoSuchMapError
+from .kernel.stats import program_info, stats_enabled
+
+if TYPE_CHECKING:
+    import bcc
+    import pandas as pd
+    from typing_extensions import Unpack
+
+    from .maps.view import BpfMap
+    from .packets.testrun import TestRunResult
+    from .streams.stream import Stream, StreamOptions
+
+__all__ = ["Program"]
+
+
+class _Holdings:
+    """The engine's program and the resources using it, released in reverse order of taking.
+
+    Kept apart from :class:`Program` so that ``weakref.finalize`` can release it
+    without keeping the Program alive.
+    """
+
+    def __init__(self, loaded: LoadedProgram) -> None:
+        self.loaded = loaded
+        self.resources: list[Resource] = []
+
+    def release(self) -> None:
+        for resource in reversed(self.resources):
+            with contextlib.suppress(Exception):
+                resource.stop()
+        self.loaded.release()
+
+
+class Program:
+    """A BPF program compiled from C, loaded and attached.
+
+    Parameters
+    ----------
+    source : str
+        BCC-flavoured C: ``BPF_HASH(...)``, ``TRACEPOINT_PROBE(...)``, helper calls.
+    name : str, optional
+        How displays and ``%bpf ls`` call it. Defaults to ``"program"``.
+    engine : str, optional
+        ``"bcc"``; by default the engine the source is written for.
+    cflags : sequence of str, optional
+        Extra flags for clang, such as ``["-DMAX=10"]``.
+    debug : int, optional
+        BCC's debug flags (``bcc.DEBUG_BPF`` prints the verifier log).
+    attach : bool, optional
+        False loads the functions without attaching them. Default True.
+    probes : sequence of Probe, optional
+        Explicit attachments beyond what the engine's naming convention implies.
+    first_line : int, optional
+        The number of the source's first line in error messages (2 in a
+        ``%%bpf`` cell, whose first line is the magic). Default 1.
+
+    Examples
+    --------
+    >>> with Program('''
+    ... BPF_HASH(counts, u32, u64);
+    ... TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
+    ...     u32 pid = bpf_get_current_pid_tgid() >> 32;
+    ...     counts.increment(pid);
+    ...     return 0;
+    ... }''') as prog:
+    ...     time.sleep(1)
+    ...     print(prog["counts"].df())
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str | None = None,
+        engine: str | None = None,
+        cflags: Sequence[str] = (),
+        debug: int = 0,
+        attach: bool = True,
+        probes: Sequence[Probe] = (),
+        first_line: int = 1,
+    ) -> None:
+        options = _load_options(source, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line)
+        self.name = name or "program"
+        self.source = source
+        #: The number error messages give the source's first line.
+        self.first_line = first_line
+        loaded = load(source, options, engine=engine)
+        self._holdings = _Holdings(loaded)
+        self._finalizer = weakref.finalize(self, self._holdings.release)
+        self._maps: dict[str, BpfMap] = {}
+
+    @property
+    def _loaded(self) -> LoadedProgram:
+        return self._holdings.loaded
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def detach(self) -> None:
+        """Detach and unload everything; safe to call more than once."""
+        self._finalizer()
+
+    close = detach
+
+    @property
+    def closed(self) -> bool:
+        """True once the program has been detached."""
+        return not self._finalizer.alive
+
+    def own(self, resource: Resource) -> None:
+        """Stop ``resource`` when this program detaches (at once if it already has)."""
+        if self.closed:
+            resource.stop()
+            return
+        held = self._holdings.resources
+        held[:] = [r for r in held if r.running]
+        held.append(resource)
+
+    @property
+    def resources(self) -> list[Resource]:
+        """Streams, recorders and live plots of this program that are still running."""
+        return [r for r in self._holdings.resources if r.running]
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # -- what the program holds -------------------------------------------
+
+    @property
+    def engine(self) -> str:
+        """The engine that built the program: ``bcc``."""
+        return self._loaded.engine
+
+    @property
+    def bpf(self) -> bcc.BPF:
+        """BCC's own module object, for what bpfnb does not wrap (BCC programs only)."""
+        bpf = getattr(self._loaded, "bpf", None)
+        if bpf is None:
+            raise ArgumentError(f"program {self.name!r} was built by {self.engine}, not BCC: it has no BCC module")
+        return bpf
+
+    @property
+    def log(self) -> str:
+        """What the compiler and loader printed (warnings, debug output)."""
+        return self._loaded.log
+
+    @property
+    def warnings(self) -> str:
+        """The compiler's warnings about the source, numbered as its lines are."""
+        return self._loaded.warnings
+
+    @property
+    def functions(self) -> list[str]:
+        """Names of the C functions compiled into programs."""
+        return self._loaded.functions
+
+    @property
+    def attachments(self) -> list[Probe]:
+        """The hooks this program's functions are attached to."""
+        return [] if self.closed else self._loaded.attachments
+
+    @property
+    def sockets(self) -> dict[str, int]:
+        """Raw socket fds of socket filters by function: read packets that pass the filter from them."""
+        return {} if self.closed else self._loaded.sockets
+
+    @property
+    def maps(self) -> Mapping[str, BpfMap]:
+        """The program's maps by name, each a view with ``.df()``."""
+        return _Maps(self)
+
+    def map_names(self) -> list[str]:
+        """The names of the program's maps, in declaration order."""
+        return self._loaded.map_names()
+
+    def __getitem__(self, name: str) -> BpfMap:
+        return self.maps[name]
+
+    def function_fd(self, function: str) -> int | None:
+        """The fd of a loaded function (None if it is not loaded, or the program is detached)."""
+        return None if self.closed else self._loaded.function_fd(function)
+
+    def load_function(self, function: str, prog_type: str) -> int:
+        """Load ``function`` as ``prog_type`` if it is not loaded yet; return its fd."""
+        self._alive("run a function of")
+        return self._loaded.load_function(function, prog_type)
+
+    def _alive(self, doing: str) -> None:
+        if self.closed:
+            raise BpfnbError(f"cannot {doing} {self.name!r}: the program is detached", hint="run its cell again")
+
+    # -- features of other layers --------------------------------------------
+
+    def stream(self, name: str, **options: Unpack[StreamOptions]) -> Stream:
+        """Consume the ring or perf buffer ``name`` in the background; see :class:`bpfnb.Stream`.
+
+        ``type="struct event"`` names the C type of the events where the engine
+        cannot tell it (``event_type=`` takes a ctypes class instead); the other
+        options are those of :func:`bpfnb.streams.stream.open_stream`.
+        """
+        from .streams.stream import open_stream, require_buffer
+
+        self._alive("stream a buffer of")
+        try:
+            spec = self._loaded.map_spec(name)
+        except KeyError:
+            raise NoSuchMapError(self._no_map(name)) from None
+        require_buffer(spec)
+        type_name = options.pop("type", None)
+        event_type = options.pop("event_type", None) or self._loaded.event_type(name, type_name)
+        loss_counter = self._loaded.loss_counter() if spec.map_type == "ringbuf" else None
+        return open_stream(self, spec, event_type=event_type, loss_counter=loss_counter, **options)
+
+    def test_run(self, function: str, packet: bytes, **options: Any) -> TestRunResult:
+        """Run a packet through ``function`` with BPF_PROG_TEST_RUN; see :func:`bpfnb.test_run`."""
+        from .packets.testrun import test_run
+
+        return test_run(self, function, packet, **options)
+
+    # -- reporting -------------------------------------------------------------
+
+    def stats(self) -> pd.DataFrame:
+        """Per loaded function: program id, runs and run time (counted while stats are on)."""
+        import pandas as pd
+
+        rows = []
+        for function, kinds in ({} if self.closed else self._loaded.loaded_functions()).items():
+            fd = self.function_fd(function)
+            if fd is None:
+                continue
+            info = program_info(fd)
+            rows.append(
+                {
+                    "function": function,
+                    "kind": ", ".join(kinds),
+                    "prog_id": info.prog_id,
+                    "run_count": info.run_count,
+                    "run_time_ns": info.run_time_ns,
+                    "avg_ns": info.average_ns,
+                    "verified_insns": info.verified_insns,
+                }
+            )
+        frame = pd.DataFrame(
+            rows, columns=["function", "kind", "prog_id", "run_count", "run_time_ns", "avg_ns", "verified_insns"]
+        )
+        frame.attrs["stats_enabled"] = stats_enabled()
+        return frame
+
+    @property
+    def state(self) -> str:
+        """``attached``, ``loaded, not attached`` or ``detached``."""
+        if self.closed:
+            return "detached"
+        return "attached" if self._loaded.attachments else "loaded, not attached"
+
+    def _no_map(self, name: str) -> str:
+        known = ", ".join(self.map_names()) or "none"
+        return f"program {self.name!r} has no map {name!r} (its maps: {known})"
+
+    def _map_rows(self) -> Iterator[tuple[str, str, str, str, object]]:
+        from .maps.view import entries_shown
+
+        for name, view in self.maps.items():
+            yield name, view.map_type, view.key_type, view.value_type, entries_shown(view)
+
+    def __repr__(self) -> str:
+        lines = [f"<bpfnb.Program {self.name!r}: {self.state}>"]
+        if not self.closed:
+            lines += [f"  {probe}" for probe in self.attachments]
+            lines += [f"  map {n}: {t} {k} -> {v}, {e} entries" for n, t, k, v, e in self._map_rows()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if self.closed:
+            return _html.card(f"Program {self.name}: detached")
+        parts = []
+        if self.attachments:
+            parts.append(
+                _html.table(
+                    ["hook", "target", "function"], ((p.kind, p.target, p.function) for p in self.attachments)
+                )
+            )
+        maps = list(self._map_rows())
+        if maps:
+            parts.append(_html.table(["map", "type", "key", "value", "entries"], maps))
+        parts.append(self._stats_html())
+        if self.warnings:
+            parts.append(f"<pre>{html.escape(self.warnings)}</pre>")
+        return _html.card(f"Program {self.name}: {self.state}", *parts)
+
+    def _stats_html(self) -> str:
+        stats = self.stats()
+        if not stats.attrs["stats_enabled"]:
+            return _html.note(
+                "Run counts and run times are off: `%bpf stats on` (or bpfnb.enable_stats()) turns them on."
+            )
+        rows = (
+            (r.function, r.prog_id, r.run_count, f"{r.avg_ns:.0f}" if r.run_count else "-")
+            for r in stats.itertuples()
+        )
+        return _html.table(["function", "prog id", "runs", "avg ns/run"], rows)
+
+
+class _Maps(Mapping[str, "BpfMap"]):
+    """A program's maps by name; the views are made on first use and kept."""
+
+    def __init__(self, program: Program) -> None:
+        self._program = program
+
+    def __getitem__(self, name: str) -> BpfMap:
+        program = self._program
+        if name not in program._maps:
+            program._alive("read a map of")
+            try:
+                spec = program._loaded.map_spec(name)
+            except KeyError:
+                raise NoSuchMapError(program._no_map(name)) from None
+            from .maps.registry import map_view
+
+            program._maps[name] = map_view(program, spec)
+        return program._maps[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._program.map_names())
+
+    def __len__(self) -> int:
+        return len(self._program.map_names())
+
+
+def _load_options(
+    source: object, *, cflags: object, debug: object, attach: object, probes: object, first_line: object
+) -> LoadOptions:
+    """The arguments of :class:`Program`, checked: a mistake here is an :class:`ArgumentError`, not a crash."""
+    if not isinstance(source, str):
+        raise ArgumentError(f"the source must be C code as a str, not {type(source).__name__}")
+    if isinstance(cflags, str) or not all(isinstance(flag, str) for flag in cflags):  # type: ignore[attr-defined]
+        raise ArgumentError(f"cflags must be a list of strings such as ['-DX=1'], not {cflags!r}")
+    if not isinstance(debug, int):
+        raise ArgumentError(f"debug must be BCC's debug flags as an int, not {debug!r}")
+    if not isinstance(probes, Sequence) or not all(isinstance(p, Probe) for p in probes):
+        raise ArgumentError(
+            "probes must be a list of bpfnb.Probe, e.g. [bpfnb.Probe('tracepoint', 'sched:sched_switch', 'fn')]"
+        )
+    if not isinstance(first_line, int) or first_line < 1:
+        raise ArgumentError(f"first_line must be a positive int, not {first_line!r}")
+    return LoadOptions(
+        cflags=tuple(cflags),  # type: ignore[call-overload]
+        debug=debug,
+        attach=bool(attach),
+        probes=tuple(probes),
+        first_line=first_line,
+    )

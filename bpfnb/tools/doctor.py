@@ -1,0 +1,445 @@
+"""``bpfnb doctor``: every precondition of bpfnb, its state, and the exact fix.
+
+:func:`report` gathers the facts of :mod:`bpfnb._environment` and the attach
+probes of :mod:`bpfnb._feature_probe` into one :class:`DoctorReport`. A row is
+``fail`` only when something bpfnb needs is missing (the shell command then
+exits non-zero); optional features that are off are ``warn``. :func:`fix` does
+what can safely be done as root: mount tracefs, debugfs and bpffs, and link
+the distribution's generic kernel headers where the running kernel has none
+of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import html
+import os
+import re
+import textwrap
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..kernel import environment as env
+from ..errors import PrivilegeError
+from ..kernel.features import ProbeResult, probe_attach_types
+from ..display.html import card, text_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Check", "DoctorReport", "FixReport", "fix", "link_generic_headers", "mount_filesystems", "report"]
+
+STATES = ("ok", "warn", "fail", "skip")
+_STATE_CLASS = {"ok": "ok", "done": "ok", "warn": "note", "fail": "bad", "skip": ""}
+
+#: Kernel options worth checking: option -> (what it gives, needed by bpfnb at all).
+KERNEL_OPTIONS = {
+    "CONFIG_BPF_SYSCALL": ("the bpf() system call", True),
+    "CONFIG_BPF_EVENTS": ("BPF programs on kprobes, uprobes and tracepoints", False),
+    "CONFIG_DEBUG_INFO_BTF": ("kernel BTF (tp_btf, fentry, CO-RE)", False),
+    "CONFIG_KPROBES": ("kprobes and kretprobes", False),
+    "CONFIG_UPROBES": ("uprobes and uretprobes", False),
+    "CONFIG_TRACEPOINTS": ("tracepoints", False),
+    "CONFIG_FTRACE": ("tracefs (tracepoint formats and ids)", False),
+    "CONFIG_PERF_EVENTS": ("perf events (sampling, perf buffers)", False),
+    "CONFIG_BPF_JIT": ("compiled (not interpreted) BPF programs", False),
+    "CONFIG_NET_CLS_BPF": ("tc classifier programs", False),
+    "CONFIG_XDP_SOCKETS": ("AF_XDP sockets", False),
+}
+
+#: Filesystems :func:`fix` mounts: name -> (type, mount point, what needs it, needed at all).
+FILESYSTEMS = {
+    "tracefs": ("tracefs", "/sys/kernel/tracing", "tracepoints (BCC reads their ids and formats)", True),
+    "debugfs": ("debugfs", "/sys/kernel/debug", "older tools that look for /sys/kernel/debug/tracing", False),
+    "bpffs": ("bpf", "/sys/fs/bpf", "pinning maps and programs", False),
+}
+
+_ATTACH_FIXES = {
+    "tracepoint": "mount tracefs (`sudo bpfnb doctor --fix`); see CONFIG_TRACEPOINTS and CONFIG_BPF_EVENTS",
+    "kprobe": "use a kernel built with CONFIG_KPROBES=y; here use tracepoints, raw tracepoints or tp_btf",
+    "fentry": "use a kernel that allows fentry (BTF, no lockdown policy against it); here use tp_btf or raw tracepoints",
+    "uprobe": "use a kernel built with CONFIG_UPROBES=y",
+    "perf_event": "run as root or with CAP_PERFMON",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's table."""
+
+    check: str
+    state: str
+    """``ok``, ``warn``, ``fail`` or ``skip`` (``done`` in a :class:`FixReport`)."""
+    detail: str
+    fix: str = ""
+
+
+def _text(title: str, rows: Sequence[Check], *, width: int = 72) -> str:
+    lines: list[list[str]] = []
+    for row in rows:
+        detail = textwrap.wrap(row.detail, width, break_on_hyphens=False) or [""]
+        lines.append([row.check, row.state, detail[0]])
+        lines.extend(["", "", more] for more in detail[1:])
+        if row.fix:
+            lines.extend(["", "", line] for line in textwrap.wrap(f"fix: {row.fix}", width, break_on_hyphens=False))
+    return f"{title}\n{text_table(['check', 'state', 'detail'], lines)}"
+
+
+def _marked_up(text: str) -> str:
+    """``text`` escaped, with its `backticked` commands set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html(title: str, rows: Sequence[Check]) -> str:
+    cells = "".join(
+        f"<tr><td>{html.escape(r.check)}</td>"
+        f'<td class="bpfnb-{_STATE_CLASS.get(r.state, "")}"><b>{html.escape(r.state)}</b></td>'
+        f"<td>{_marked_up(r.detail)}</td><td>{_marked_up(r.fix)}</td></tr>"
+        for r in rows
+    )
+    head = "<tr><th>check</th><th>state</th><th>detail</th><th>fix</th></tr>"
+    return card(title, f"<table><thead>{head}</thead><tbody>{cells}</tbody></table>")
+
+
+class _Table:
+    """Rows with a text table as ``repr``, an HTML table and a DataFrame."""
+
+    name = ""
+
+    def __init__(self, rows: Sequence[Check]) -> None:
+        self.rows = tuple(rows)
+
+    def __getitem__(self, check: str) -> Check:
+        for row in self.rows:
+            if row.check == check:
+                return row
+        raise KeyError(check)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def title(self) -> str:
+        """The table's heading, with a count of its states."""
+        counts = {state: sum(row.state == state for row in self.rows) for state in (*STATES, "done")}
+        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        return f"{self.name}: {summary}"
+
+    def __repr__(self) -> str:
+        return _text(self.title, self.rows)
+
+    def _repr_html_(self) -> str:
+        return _html(self.title, self.rows)
+
+    def df(self) -> pd.DataFrame:
+        """The rows as a pandas DataFrame with columns check, state, detail, fix."""
+        import pandas as pd
+
+        return pd.DataFrame([vars(r) for r in self.rows], columns=["check", "state", "detail", "fix"])
+
+
+class DoctorReport(_Table):
+    """Every precondition of bpfnb on this machine; ``ok`` is False if one fails."""
+
+    name = "bpfnb doctor"
+
+    @property
+    def ok(self) -> bool:
+        return all(row.state != "fail" for row in self.rows)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(row for row in self.rows if row.state == "fail")
+
+
+class FixReport(_Table):
+    """What ``bpfnb doctor --fix`` did; iterating it gives one line per action."""
+
+    name = "bpfnb doctor --fix"
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self.rows:
+            yield f"{row.check}: {row.state}: {row.detail}"
+
+
+# -- the checks -----------------------------------------------------------------
+
+
+def _privileges() -> list[Check]:
+    caps = env.effective_capabilities()
+    who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
+    held = ", ".join(sorted(caps)) or "no BPF-related capabilities"
+    if not env.can_use_bpf(caps):
+        fix = "use the 'eBPF (bpfnb)' Jupyter kernel that `make lab` installs, or run with sudo"
+        return [Check("privileges", "fail", f"{who}: {held}; needs root or CAP_BPF + CAP_PERFMON", fix)]
+    if "CAP_NET_ADMIN" not in caps:
+        fix = "run as root (or add CAP_NET_ADMIN) to attach XDP programs to network devices"
+        return [Check("privileges", "warn", f"{who}: {held}; no CAP_NET_ADMIN", fix)]
+    return [Check("privileges", "ok", f"{who}: {held}")]
+
+
+def _bpf_syscall(probes: Sequence[ProbeResult]) -> list[Check]:
+    if any(p.ok for p in probes):
+        return [Check("bpf() syscall", "ok", "programs load and attach")]
+    simplest = next(p for p in probes if p.attach == "socket_filter")
+    detail = f"not even a socket filter loads: {simplest.reason}"
+    return [Check("bpf() syscall", "fail", detail, "see the privileges and kernel config rows")]
+
+
+def _kernel_config() -> list[Check]:
+    release = os.uname().release
+    found = env.kernel_config()
+    if found is None:
+        where = f"/proc/config.gz and /boot/config-{release} are missing"
+        return [Check("kernel config", "skip", where, "kernel options cannot be checked; the probes below still run")]
+    path, options = found
+    rows = [Check("kernel config", "ok", f"Linux {release}, config read from {path}")]
+    for option, (gives, needed) in KERNEL_OPTIONS.items():
+        value = options.get(option, "n")
+        if value in ("y", "m"):
+            rows.append(Check(option, "ok", f"={value}: {gives}"))
+        else:
+            state = "fail" if needed else "warn"
+            rows.append(Check(option, state, f"off: no {gives}", f"use a kernel built with {option}=y"))
+    btf = "/sys/kernel/btf/vmlinux"
+    if os.path.exists(btf):
+        rows.append(Check("BTF", "ok", f"{btf} present"))
+    else:
+        rows.append(Check("BTF", "warn", f"{btf} missing: no tp_btf or fentry", "use a kernel built with CONFIG_DEBUG_INFO_BTF=y"))
+    return rows
+
+
+def _lockdown() -> list[Check]:
+    state = env.lockdown()
+    fix = "lockdown cannot be lowered while the kernel runs: boot without it (Secure Boot off, no lockdown= parameter)"
+    effects = {
+        "none": "",
+        "integrity": ": bpf_probe_write_user is refused; reading kernel and user memory works",
+        "confidentiality": ": reading kernel memory, kprobes, perf events and tracefs are refused",
+    }
+    if state.mode not in effects:
+        return [Check("lockdown", "skip", state.source, "`sudo mount -t securityfs none /sys/kernel/security` to read it")]
+    detail = f"{state.mode}{effects[state.mode]}; {state.source}"
+    return [Check("lockdown", "ok" if state.mode == "none" else "warn", detail, fix if state.mode != "none" else "")]
+
+
+def _headers() -> list[Check]:
+    headers = env.find_kernel_headers()
+    if not headers.found:
+        fix = "`sudo bpfnb doctor --fix` (links installed generic headers) or `make lab` (installs them)"
+        return [Check("kernel headers", "fail", f"none: BCC needs {headers.origin}", fix)]
+    where = headers.path if headers.origin == "kheaders" else f"{headers.origin} -> {os.path.realpath(headers.path or '')}"
+    if headers.matches:
+        return [Check("kernel headers", "ok", f"{headers.describe()}, matching the running kernel ({where})")]
+    notice = env.header_notice() or ""
+    fix = f"install linux-headers-{headers.running} if your distribution has it"
+    return [Check("kernel headers", "warn", f"{where}. {notice}", fix)]
+
+
+def _mounts() -> list[Check]:
+    rows = []
+    for name, (fstype, target, needs, needed) in FILESYSTEMS.items():
+        where = env.mounts(fstype)
+        if where:
+            rows.append(Check(name, "ok", f"mounted on {', '.join(where)}"))
+        else:
+            fix = f"`sudo mount -t {fstype} none {target}` or `sudo bpfnb doctor --fix`"
+            rows.append(Check(name, "fail" if needed else "warn", f"not mounted: needed for {needs}", fix))
+    return rows
+
+
+def _memlock() -> list[Check]:
+    limit = env.memlock_limit()
+    shown = "unlimited" if limit < 0 else f"{limit // 1024} KiB"
+    version = env.kernel_version()
+    if version >= (5, 11, 0):
+        kernel = ".".join(map(str, version[:2]))
+        return [Check("memlock limit", "ok", f"{shown} (unused: kernel {kernel} charges BPF memory to the memory cgroup)")]
+    if limit < 0 or limit >= 64 << 20:
+        return [Check("memlock limit", "ok", shown)]
+    fix = "`ulimit -l unlimited` before starting Python (BCC raises it itself when allowed)"
+    return [Check("memlock limit", "warn", f"{shown}: maps may fail to allocate", fix)]
+
+
+def _stats() -> list[Check]:
+    value = env.read_sysctl("kernel.bpf_stats_enabled")
+    if value is None:
+        return [Check("bpf_stats_enabled", "skip", "kernel.bpf_stats_enabled does not exist (kernel < 5.1)")]
+    if value == "1":
+        return [Check("bpf_stats_enabled", "ok", "on: programs' run counts and run times are collected")]
+    fix = "`sudo sysctl -w kernel.bpf_stats_enabled=1` or `%bpf stats on` (a small cost on every program run)"
+    return [Check("bpf_stats_enabled", "ok", "off: programs' run counts and run times are not collected", fix)]
+
+
+def _bcc() -> list[Check]:
+    try:
+        version = env.bcc_version()
+    except (ImportError, OSError) as exc:
+        fix = "`make lab`, or `sudo apt-get install python3-bpfcc` and make the venv see /usr/lib/python3/dist-packages/bcc"
+        return [Check("BCC", "fail", f"cannot import bcc: {exc}", fix)]
+    import bcc
+
+    return [Check("BCC", "ok", f"{version} ({os.path.dirname(bcc.__file__ or '')})")]
+
+
+def _attach_types(probes: Sequence[ProbeResult]) -> list[Check]:
+    privileged = env.has_bpf_privileges()
+    rows = []
+    for probe in probes:
+        if probe.ok:
+            rows.append(Check(f"attach: {probe.attach}", "ok", probe.reason))
+            continue
+        state = "fail" if probe.attach == "tracepoint" else "warn"
+        if probe.verdict == "refused" and not privileged:
+            fix = "run as root, or with CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for devices)"
+        else:
+            fix = _ATTACH_FIXES.get(probe.attach, "see the kernel config rows")
+        rows.append(Check(f"attach: {probe.attach}", state, f"{probe.verdict}: {probe.reason}", fix))
+    return rows
+
+
+def report(*, refresh: bool = False) -> DoctorReport:
+    """Check every precondition of bpfnb on this machine.
+
+    Parameters
+    ----------
+    refresh
+        Probe the attach types again instead of reusing this process's results.
+
+    Returns
+    -------
+    DoctorReport
+        Rows of (check, state, detail, fix); ``.ok`` is False if a required
+        check failed.
+    """
+    if refresh:
+        probe_attach_types.cache_clear()
+    probes = probe_attach_types()
+    rows = [
+        *_privileges(),
+        *_bpf_syscall(probes),
+        *_bcc(),
+        *_headers(),
+        *_mounts(),
+        *_lockdown(),
+        *_memlock(),
+        *_stats(),
+        *_kernel_config(),
+        *_attach_types(probes),
+    ]
+    return DoctorReport(rows)
+
+
+# -- fixes ----------------------------------------------------------------------
+
+
+def mount_filesystems(*, mounts_path: str = "/proc/mounts") -> list[Check]:
+    """Mount whichever of tracefs, debugfs and bpffs is not mounted yet."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    rows = []
+    for name, (fstype, target, _, _) in FILESYSTEMS.items():
+        where = env.mounts(fstype, mounts_path=mounts_path)
+        if where:
+            rows.append(Check(f"mount {name}", "ok", f"already mounted on {', '.join(where)}"))
+        elif not os.path.isdir(target):
+            rows.append(Check(f"mount {name}", "skip", f"{target} does not exist (kernel built without {fstype}?)"))
+        elif libc.mount(b"none", target.encode(), fstype.encode(), 0, None) != 0:
+            err = ctypes.get_errno()
+            rows.append(Check(f"mount {name}", "fail", f"mount -t {fstype} none {target}: {os.strerror(err)}"))
+        else:
+            rows.append(Check(f"mount {name}", "done", f"mounted {fstype} on {target}"))
+    return rows
+
+
+_HEADER_DIR = re.compile(r"^linux-headers-(?P<version>\d+\.\d+(?:\.\d+)?(?:-\d+)?)-(?P<flavour>[a-z0-9][a-z0-9-]*)$")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
+def _generic_headers(src_root: str, machine: str) -> tuple[Path, Path | None] | None:
+    """The newest installed (arch tree, common tree) of Debian's or Ubuntu's header packages."""
+    flavours = {"x86_64": ("amd64", "generic"), "aarch64": ("arm64", "generic")}.get(machine, ("generic",))
+    found = []
+    for entry in Path(src_root).glob("linux-headers-*"):
+        match = _HEADER_DIR.match(entry.name)
+        if match and match["flavour"] in flavours and entry.is_dir():
+            version = match["version"]
+            common = next(
+                (c for c in (Path(src_root, f"linux-headers-{version}-common"), Path(src_root, f"linux-headers-{version}")) if c.is_dir()),
+                None,
+            )
+            found.append((_version_key(version), flavours.index(match["flavour"]), entry, common))
+    if not found:
+        return None
+    _, _, arch, common = max(found, key=lambda f: (f[0], -f[1]))
+    return arch, common
+
+
+def link_generic_headers(
+    *,
+    release: str | None = None,
+    modules_root: str = "/lib/modules",
+    src_root: str = "/usr/src",
+    machine: str | None = None,
+) -> list[Check]:
+    """Point ``<modules_root>/<release>/build`` (and ``source``) at installed generic headers.
+
+    Only when ``build`` is missing (or a dangling link): headers the system
+    already has are never replaced. Debian's ``linux-headers-<ver>-<arch>``
+    gets ``source`` -> ``linux-headers-<ver>-common``; Ubuntu's
+    ``linux-headers-<ver>-generic`` gets ``source`` -> ``linux-headers-<ver>``.
+    The newest version present wins.
+    """
+    release = release or os.uname().release
+    base = Path(modules_root, release)
+    build, source = base / "build", base / "source"
+    if build.is_dir():
+        return [Check("link headers", "ok", f"{build} already exists (-> {os.path.realpath(build)})")]
+    picked = _generic_headers(src_root, machine or os.uname().machine)
+    if picked is None:
+        detail = f"{build} is missing and no generic headers are installed in {src_root}"
+        return [Check("link headers", "fail", f"{detail}; run `make lab` to install them")]
+    arch, common = picked
+    base.mkdir(parents=True, exist_ok=True)
+    links = [(build, arch)] + ([(source, common)] if common is not None and not source.is_dir() else [])
+    for link, target in links:
+        if link.is_symlink():  # dangling: is_dir() was False above
+            link.unlink()
+        link.symlink_to(target)
+    done = ", ".join(f"{link} -> {target}" for link, target in links)
+    return [Check("link headers", "done", f"linked {done} (headers for another kernel: see `bpfnb doctor`)")]
+
+
+def fix(
+    *,
+    release: str | None = None,
+    modules_root: str = "/lib/modules",
+    src_root: str = "/usr/src",
+    mounts_path: str = "/proc/mounts",
+) -> FixReport:
+    """Mount the filesystems bpfnb needs and link generic headers; needs root.
+
+    Safe to run again: what is already in place is left alone. The keyword
+    arguments are passed on to :func:`mount_filesystems` and
+    :func:`link_generic_headers`.
+
+    Raises
+    ------
+    PrivilegeError
+        Not running as root.
+    """
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            "`bpfnb doctor --fix` mounts filesystems and writes to /lib/modules, so it needs root.",
+            hint="Run `sudo bpfnb doctor --fix`.",
+        )
+    rows = mount_filesystems(mounts_path=mounts_path)
+    rows += link_generic_headers(release=release, modules_root=modules_root, src_root=src_root)
+    # What the fixes changed must be seen by the next report and the next cell.
+    probe_attach_types.cache_clear()
+    env.clear_caches()
+    return FixReport(rows)

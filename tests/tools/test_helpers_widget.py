@@ -1,0 +1,38 @@
+"""The helper browser widget, driven the way a user drives it (typing, choosing filters)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bpfnb.tools.helpers import helpers
+from bpfnb.tools.helpers_widget import HelpersBrowser, rst_to_html
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    df = helpers(probe=False)
+    # Give two helpers program types, as the kernel's verdict would.
+    df["supported"] = [["xdp", "sched_cls"] if n == "bpf_xdp_adjust_head" else ["kprobe"] if n == "bpf_ringbuf_output" else [] for n in df["name"]]
+    return df
+
+
+def test_search_filters_and_documents(catalog) -> None:
+    browser = HelpersBrowser(catalog, pattern="ringbuf")
+    assert "bpf_ringbuf_output" in browser.names.options
+    assert all("ringbuf" in n or "ring buffer" in catalog.set_index("name").loc[n, "description"] for n in browser.names.options)
+    browser.names.value = "bpf_ringbuf_output"
+    assert "long bpf_ringbuf_output(void *ringbuf, void *data, u64 size, u64 flags)" in browser.doc.value
+    assert "<b>BPF_RB_NO_WAKEUP</b>" in browser.doc.value and "kprobe" in browser.doc.value
+    browser.search.value = ""
+    browser.prog_type.value = "xdp"
+    assert browser.names.options == ("bpf_xdp_adjust_head",)
+    browser.prog_type.value = "(any)"
+    browser.category.value = "spin locks"
+    assert browser.names.options == ("bpf_spin_lock", "bpf_spin_unlock")
+    browser.search.value = "no such helper at all"
+    assert browser.names.options == () and "no helper matches" in browser.doc.value
+    assert "0 of" in repr(browser)
+
+
+def test_rst_markup() -> None:
+    assert rst_to_html("use **bpf_foo**\\ () on *map*") == "<p style='white-space:pre-wrap;margin:4px 0'>use <b>bpf_foo</b>() on <i>map</i></p>"
