@@ -19,9 +19,9 @@ import time
 import pandas  # noqa: F401  # imported up front so that it is not timed
 
 import bpfnb
+from bpfnb.packets.builder import udp
 from bpfnb.tools.helper_support import PROGRAM_TYPES, kernel_verdicts
 from bpfnb.tools.helpers import helper_docs, helpers
-from bpfnb.packets.builder import udp
 
 XDP = r"""
 int pass_all(struct xdp_md *ctx) { return XDP_PASS; }

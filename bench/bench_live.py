@@ -49,7 +49,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
 SETUP = f"""
 import ctypes, os, random, statistics, time
 import bpfnb
-from bpfnb.live import widget as _live
+from bpfnb import live as _live
 prog = bpfnb.Program({SOURCE!r}, name="bench_live")
 view = prog["big"]
 table = prog.bpf["big"]

@@ -93,24 +93,47 @@ _LAZY = {
     "udp": ".packets.builder",
 }
 
-__all__ = sorted(
-    [
-        *_LAZY,
-        "ArgumentError",
-        "AttachError",
-        "BpfnbError",
-        "CompileError",
-        "DecodeError",
-        "LoadError",
-        "NoSuchMapError",
-        "PrivilegeError",
-        "SetupError",
-        "UnsupportedMapError",
-        "load_ipython_extension",
-        "plot",
-        "unload_ipython_extension",
-    ]
-)
+__all__ = [
+    "ArgumentError",
+    "ArrayMap",
+    "AttachError",
+    "BpfMap",
+    "BpfnbError",
+    "CgroupArrayMap",
+    "CompileError",
+    "DecodeError",
+    "HashMap",
+    "Live",
+    "LoadError",
+    "MapHistory",
+    "NoSuchMapError",
+    "Packet",
+    "PerCpuArrayMap",
+    "PerCpuHashMap",
+    "PrivilegeError",
+    "Probe",
+    "ProbeList",
+    "ProgArrayMap",
+    "Program",
+    "QueueMap",
+    "SetupError",
+    "StackTraceMap",
+    "Stream",
+    "TestRunResult",
+    "UnsupportedMap",
+    "UnsupportedMapError",
+    "disable_stats",
+    "enable_stats",
+    "helpers",
+    "load_ipython_extension",
+    "percentiles",
+    "plot",
+    "probes",
+    "tcp",
+    "test_run",
+    "udp",
+    "unload_ipython_extension",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -148,16 +171,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     unregister(ipython)
 
 
-for _error in (
-    ArgumentError,
-    AttachError,
-    BpfnbError,
-    CompileError,
-    DecodeError,
-    LoadError,
-    NoSuchMapError,
-    PrivilegeError,
-    SetupError,
-    UnsupportedMapError,
-):
-    _present_as_bpfnb(_error)
+for _name in __all__:
+    if _name.endswith("Error"):
+        _present_as_bpfnb(globals()[_name])

@@ -11,6 +11,7 @@ packet runs get fds and typed layouts from it, never the engine itself.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import html
 import weakref
@@ -216,7 +217,14 @@ class Program:
 
     # -- features of other layers --------------------------------------------
 
-    def stream(self, name: str, **options: Unpack[StreamOptions]) -> Stream:
+    def stream(
+        self,
+        name: str,
+        *,
+        type: str | None = None,
+        event_type: builtins.type | None = None,
+        **options: Unpack[StreamOptions],
+    ) -> Stream:
         """Consume the ring or perf buffer ``name`` in the background; see :class:`bpfnb.Stream`.
 
         ``type="struct event"`` names the C type of the events where the engine
@@ -231,8 +239,7 @@ class Program:
         except KeyError:
             raise NoSuchMapError(self._no_map(name)) from None
         require_buffer(spec)
-        type_name = options.pop("type", None)
-        event_type = options.pop("event_type", None) or self._loaded.event_type(name, type_name)
+        event_type = event_type or self._loaded.event_type(name, type)
         loss_counter = self._loaded.loss_counter() if spec.map_type == "ringbuf" else None
         return open_stream(self, spec, event_type=event_type, loss_counter=loss_counter, **options)
 
@@ -298,7 +305,7 @@ class Program:
     def _repr_html_(self) -> str:
         if self.closed:
             return _html.card(f"Program {self.name}: detached")
-        parts = []
+        parts: list[str] = []
         if self.attachments:
             parts.append(
                 _html.table(
@@ -358,7 +365,7 @@ def _load_options(
     """The arguments of :class:`Program`, checked: a mistake here is an :class:`ArgumentError`, not a crash."""
     if not isinstance(source, str):
         raise ArgumentError(f"the source must be C code as a str, not {type(source).__name__}")
-    if isinstance(cflags, str) or not all(isinstance(flag, str) for flag in cflags):  # type: ignore[attr-defined]
+    if not isinstance(cflags, Sequence) or isinstance(cflags, str) or not all(isinstance(f, str) for f in cflags):
         raise ArgumentError(f"cflags must be a list of strings such as ['-DX=1'], not {cflags!r}")
     if not isinstance(debug, int):
         raise ArgumentError(f"debug must be BCC's debug flags as an int, not {debug!r}")
@@ -369,7 +376,7 @@ def _load_options(
     if not isinstance(first_line, int) or first_line < 1:
         raise ArgumentError(f"first_line must be a positive int, not {first_line!r}")
     return LoadOptions(
-        cflags=tuple(cflags),  # type: ignore[call-overload]
+        cflags=tuple(cflags),
         debug=debug,
         attach=bool(attach),
         probes=tuple(probes),

@@ -27,7 +27,7 @@ _QUALIFIERS = {"const", "volatile", "__restrict", "restrict", "static", "extern"
 
 
 #: C scalar type names, as BCC prints them and as kernel and libc headers spell them.
-SCALARS = {
+SCALARS: dict[str, type] = {
     "char": ctypes.c_char, "s8": ctypes.c_int8, "signed char": ctypes.c_int8,
     "unsigned char": ctypes.c_uint8, "u8": ctypes.c_uint8, "_Bool": ctypes.c_bool, "bool": ctypes.c_bool,
     "short": ctypes.c_int16, "s16": ctypes.c_int16, "unsigned short": ctypes.c_uint16, "u16": ctypes.c_uint16,
@@ -70,11 +70,11 @@ class SourceTypes:
         self._scalars = scalars
         self._tokens = _TOKEN.findall(text)
         self._pos = 0
-        self.records: dict[str, Any] = {}  # "struct inner" -> ctypes class
-        self.typedefs: dict[str, Any] = {}
+        self.records: dict[str, type] = {}  # "struct inner" -> ctypes class
+        self.typedefs: dict[str, type] = {}
         self._scan()
 
-    def find(self, members: list[str]) -> Any:
+    def find(self, members: list[str]) -> type | None:
         """The first declared struct whose fields are named ``members``, in order, or None."""
         for ctype in self.records.values():
             if issubclass(ctype, ctypes.Structure) and _field_names(ctype) == members:
@@ -155,7 +155,7 @@ class SourceTypes:
                 while self._take() != "}":
                     pass
             return ctypes.c_int32
-        words = []
+        words: list[str] = []
         while self._peek() and (self._peek()[0].isalpha() or self._peek()[0] == "_") and (
             not words or _joins(" ".join(words), self._peek(), self._scalars)
         ):
@@ -190,7 +190,7 @@ class SourceTypes:
             self._take(";")
         self._take("}")
         packed |= self._attributes()
-        namespace: dict[str, Any] = {"_fields_": fields}  # _decode flattens __anon* members
+        namespace: dict[str, Any] = {"_fields_": fields}  # bpfnb.decode.columns flattens __anon* members
         if packed:
             namespace["_pack_"] = 1
         base = ctypes.Union if keyword == "union" else ctypes.Structure
@@ -236,15 +236,16 @@ class SourceTypes:
             raise ParseError(f"array size {token!r} is not a number") from None
 
 
-def ctype_of(text: str) -> Any:
+def ctype_of(text: str) -> type:
     """The ctypes type of a C type name such as ``"unsigned int"``, ``"char[16]"`` or ``"u8 *"``."""
     text = text.strip()
     match = _ARRAY.match(text)
     if match:
-        ctype = ctype_of(match.group(1))
+        ctype: Any = ctype_of(match.group(1))  # ctypes types multiply into array types
         for length in reversed(re.findall(r"\d+", match.group(2))):
             ctype = ctype * int(length)
-        return ctype
+        array: type = ctype
+        return array
     if text.endswith("*"):
         return ctypes.c_uint64
     if text.startswith("enum "):

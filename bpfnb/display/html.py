@@ -1,11 +1,16 @@
-"""Small HTML building blocks for the notebook displays of bpfnb's objects."""
+"""Small HTML building blocks for the notebook displays of bpfnb's objects.
+
+Every text is escaped unless it is :class:`Markup`, which building blocks
+produce and :func:`code` makes from text with `backticked` commands.
+"""
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["card", "note", "table", "text_table"]
+__all__ = ["Markup", "card", "code", "facts", "note", "table", "text_table"]
 
 _STYLE = (
     "<style>.bpfnb-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
@@ -16,21 +21,40 @@ _STYLE = (
 )
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """An HTML table; every cell is escaped."""
+class Markup(str):
+    """HTML that is already safe: building blocks put it in as it is."""
+
+
+def _cell(value: object) -> str:
+    return value if isinstance(value, Markup) else html.escape(str(value))
+
+
+def code(text: str) -> Markup:
+    """``text`` escaped, with its `backticked` commands set as code."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text)))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Markup:
+    """An HTML table; every cell is escaped unless it is :class:`Markup`."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def note(text: str, *, kind: str = "note") -> str:
+def facts(pairs: Iterable[tuple[str, object]]) -> Markup:
+    """A two-column table of names and values, the names as row headers."""
+    body = "".join(f"<tr><th>{html.escape(name)}</th><td>{_cell(value)}</td></tr>" for name, value in pairs)
+    return Markup(f"<table><tbody>{body}</tbody></table>")
+
+
+def note(text: str, *, kind: str = "note") -> Markup:
     """A one-line remark; ``kind`` is ``note``, ``bad`` or ``ok``."""
-    return f'<div class="bpfnb-{kind}">{html.escape(text)}</div>'
+    return Markup(f'<div class="bpfnb-{kind}">{_cell(text)}</div>')
 
 
-def card(title: str, *parts: str) -> str:
+def card(title: str, *parts: str) -> Markup:
     """A titled block holding already rendered ``parts``."""
-    return f'{_STYLE}<div class="bpfnb-card"><b>{html.escape(title)}</b>{"".join(parts)}</div>'
+    return Markup(f'{_STYLE}<div class="bpfnb-card"><b>{html.escape(title)}</b>{"".join(parts)}</div>')
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..kernel.constants import map_type_name
 from .hooks import Probe
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LoadOptions", "LoadedProgram", "MapSpec", "Owner", "Resource"]
 
@@ -72,7 +75,7 @@ class Resource(Protocol):
 
 
 class Owner(Protocol):
-    """A program as its maps, streams and plots see it: named, alive or not, and keeping them."""
+    """A program as its maps, streams and plots see it: named, alive or not, keeping them, and what it costs."""
 
     name: str
 
@@ -81,6 +84,9 @@ class Owner(Protocol):
 
     def own(self, resource: Resource) -> None:
         """Stop ``resource`` when the program detaches."""
+
+    def stats(self) -> pd.DataFrame:
+        """Per loaded function: runs and run time (counted while the kernel's stats are on)."""
 
 
 class LoadedProgram(Protocol):

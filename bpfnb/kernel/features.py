@@ -5,7 +5,7 @@ two-instruction program (``r0 = N; exit``) of each type and attaching it to a
 harmless hook says what *does*. Every probe closes everything it opened before
 it returns, whatever happens. The whole set takes about a quarter of a
 second (mostly registering the uprobe and the tracepoint event) and is cached
-per process (:func:`probe_attach_types`).
+per process (:func:`try_attach_types`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from .constants import (
     PROG_TYPES,
     XDP_PASS,
 )
-from .perf import PerfEventAttr, perf_event_open
 from .environment import kernel_config, mounts, tracefs_dir
+from .perf import PerfEventAttr, perf_event_open
 
-__all__ = ["ProbeResult", "probe_attach_types"]
+__all__ = ["AttachTypeResult", "try_attach_types"]
 
 _SO_ATTACH_BPF = 50  # asm-generic/socket.h
 _PMU_DIR = "/sys/bus/event_source/devices"
@@ -46,7 +46,7 @@ _MISSING = {errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP, errno.ENOSYS, 524}
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class AttachTypeResult:
     """What happened when one attach type was tried."""
 
     attach: str
@@ -86,8 +86,12 @@ def _os_error(exc: OSError, what: str) -> _NotHere:
     return _NotHere(_verdict(err), f"{what}: {errno.errorcode.get(err, err)} ({os.strerror(err)})")
 
 
-def _load(stack: contextlib.ExitStack, prog_type: int, *, value: int = 0, **options: int) -> int:
-    fd, err, _ = _libbpf.prog_load(prog_type, _return(value), **options)
+def _load(
+    stack: contextlib.ExitStack, prog_type: int, *, value: int = 0, expected_attach_type: int = 0, attach_btf_id: int = 0
+) -> int:
+    fd, err, _ = _libbpf.prog_load(
+        prog_type, _return(value), expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id
+    )
     if fd < 0:
         raise _os_error(OSError(err, os.strerror(err)), "loading a trivial program failed")
     stack.callback(os.close, fd)
@@ -248,23 +252,23 @@ _PROBES: dict[str, Callable[[contextlib.ExitStack], str]] = {
 }
 
 
-def _run(attach: str, probe: Callable[[contextlib.ExitStack], str]) -> ProbeResult:
+def _run(attach: str, probe: Callable[[contextlib.ExitStack], str]) -> AttachTypeResult:
     try:
         with contextlib.ExitStack() as stack:
-            return ProbeResult(attach, "ok", probe(stack))
+            return AttachTypeResult(attach, "ok", probe(stack))
     except _NotHere as exc:
-        return ProbeResult(attach, exc.verdict, exc.reason)
+        return AttachTypeResult(attach, exc.verdict, exc.reason)
     except OSError as exc:
-        return ProbeResult(attach, "failed", str(exc))
+        return AttachTypeResult(attach, "failed", str(exc))
 
 
 @functools.lru_cache(maxsize=1)
-def probe_attach_types() -> tuple[ProbeResult, ...]:
+def try_attach_types() -> tuple[AttachTypeResult, ...]:
     """Try every attach type once; cached for the process (``.cache_clear()`` to redo).
 
     Returns
     -------
-    tuple of ProbeResult
+    tuple of AttachTypeResult
         One per attach type, in the order ``%%bpf`` documents them.
     """
     return tuple(_run(attach, probe) for attach, probe in _PROBES.items())

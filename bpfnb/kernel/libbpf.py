@@ -313,7 +313,7 @@ def prog_name_by_id(prog_id: int) -> str:
         info = _ProgInfoHead()
         size = ctypes.c_uint32(ctypes.sizeof(info))
         check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
-        return info.name.decode(errors="replace")
+        return bytes(info.name).decode(errors="replace")
     finally:
         os.close(fd)
 

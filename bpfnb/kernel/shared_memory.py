@@ -7,6 +7,7 @@ import mmap
 import os
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["SharedMapping"]
 
@@ -35,11 +36,12 @@ class SharedMapping:
         self.address: int = address
         self.length = length
 
-    def array(self, dtype: type = np.uint8, *, offset: int = 0, count: int = -1) -> np.ndarray:
+    def array(self, dtype: npt.DTypeLike = np.uint8, *, offset: int = 0, count: int = -1) -> np.ndarray:
         """A numpy view of the mapping; valid only until :meth:`close`."""
         size = self.length - offset if count < 0 else count * np.dtype(dtype).itemsize
         buffer = (ctypes.c_char * size).from_address(self.address + offset)
-        return np.frombuffer(buffer, dtype=dtype)
+        view: np.ndarray = np.frombuffer(memoryview(buffer).cast("B"), dtype=dtype)
+        return view
 
     def close(self) -> None:
         """Unmap (idempotent)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KernelSymbols", "is_kernel_address", "kernel_symbols", "symbolize", "syscall_name"]
+__all__ = ["KernelSymbols", "kernel_symbols", "symbolize", "syscall_name"]
 
 #: x86-64 and arm64 kernels live in the top half of the address space.
 _KERNEL_START = 0xFFFF_8000_0000_0000
@@ -71,11 +71,6 @@ def kernel_symbols() -> KernelSymbols:
     except OSError:
         text = ""
     return KernelSymbols.from_text(text)
-
-
-def is_kernel_address(address: int) -> bool:
-    """Whether an instruction pointer belongs to the kernel half of the address space."""
-    return address >= _KERNEL_START
 
 
 def symbolize(addresses: np.ndarray, *, pid: int | None = None) -> np.ndarray:

@@ -196,7 +196,7 @@ def uprobe_symbols(binary: str, pattern: str = "*") -> list[tuple[str, int]]:
     regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
     found = BPF.get_user_functions_and_addresses(path.encode(), regex.encode())
     # .symtab and .dynsym both list exported functions: keep one of each name.
-    first = {}
+    first: dict[str, int] = {}
     for name, address in found:
         first.setdefault(name.decode(), int(address))
     return sorted(first.items())

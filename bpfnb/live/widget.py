@@ -1,135 +1,39 @@
-"""Live plots: an ipywidgets view of a map or stream that redraws in the background.
+"""The live widget: a plot of a map or stream that redraws in the background, with its controls.
 
-A :class:`Live` widget draws from a *source*: anything with a thread-safe
-``snapshot() -> DataFrame``, ``status() -> dict`` and a ``stopped`` flag
-(:class:`Source`). :func:`live` wraps bpfnb's map views and streams into one,
-so their ``.live()`` methods are one line::
-
-    def live(self, kind="bar", **options):
-        return bpfnb._live.live(self, kind=kind, **options)
-
-Threading, as ipywidgets and ipykernel want it:
-
-- one background thread per widget takes a snapshot, draws it with
-  :mod:`bpfnb.plot` (Agg, under that module's lock, no pyplot) and sets the
-  Image widget's PNG bytes; the kernel keeps running other cells meanwhile;
-- frames are at least :data:`MIN_INTERVAL` apart, widget changes of one frame
-  go out together (``hold_sync``), and no ``Output`` context manager is used;
-- under ipykernel >= 7.1 a thread's output goes to the latest cell unless the
-  thread sets its parent, so the thread adopts the message of the cell that
-  made the widget (anything it prints lands under the plot);
-- a notebook executed headless (nbclient) keeps a PNG of the last frame: the
-  widget's display carries ``image/png`` beside the widget view and is updated
-  through its display id after each cell and when the widget stops.
+One background thread per widget takes a snapshot of its source
+(:mod:`bpfnb.live.sources`), draws it (:mod:`bpfnb.live.drawing`: Agg, under
+the plot module's lock, no pyplot) and sets the Image widget's PNG bytes; the
+kernel keeps running other cells meanwhile. Frames are at least
+:data:`MIN_INTERVAL` apart, widget changes of one frame go out together
+(``hold_sync``), and no ``Output`` context manager is used. Where output goes
+is :mod:`bpfnb.live.output`'s job; the status line is :mod:`bpfnb.live.status`'s.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import html
 import threading
 import time
-import uuid
 import weakref
 from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
 
-from ..plot import figure as _figure
-from .. import plot
-from ..errors import ArgumentError
-from .sources import ProbeCost, Source, ViewSource, as_source
+from .drawing import MIN_INTERVAL, check_kind, draw_frame
+from .output import CellParent, SavedOutput
+from .sources import Source, ViewSource
+from .status import ProgramCost, status_html
 
-__all__ = ["KINDS", "MIN_INTERVAL", "Live", "Source", "live", "running"]
-
-#: The shortest refresh interval in seconds: a plot is not a busy loop.
-MIN_INTERVAL = 0.2
-#: What a live widget can draw.
-KINDS = ("bar", "hist", "heatmap", "line", "table", "flame")
-# Margins for figures drawn without a layout engine: a constrained layout
-# measures every text in an extra draw, which doubles the cost of a frame.
-_MARGINS = {
-    "bar": dict(left=0.12, right=0.95, bottom=0.13, top=0.92),
-    "hist": dict(left=0.1, right=0.98, bottom=0.25, top=0.92),
-    "heatmap": dict(left=0.15, right=0.98, bottom=0.13, top=0.92),
-    "line": dict(left=0.1, right=0.98, bottom=0.13, top=0.92),
-    "flame": dict(left=0.02, right=0.98, bottom=0.13, top=0.92),
-}
+__all__ = ["Live", "running"]
 
 _running: weakref.WeakSet[Live] = weakref.WeakSet()
-
-
-def live(
-    obj: Any,
-    *,
-    kind: str | None = None,
-    interval: float = 1.0,
-    top: int = 10,
-    title: str | None = None,
-    **options: Any,
-) -> Live:
-    """A live widget plotting ``obj`` (a map view, a stream or a :class:`Source`).
-
-    Parameters
-    ----------
-    obj : object
-        Something with ``.df()`` (and ``.history()`` for maps over time), or a
-        :class:`Source`.
-    kind : {"bar", "hist", "heatmap", "line", "table", "flame"}, optional
-        The plot; see :mod:`bpfnb.plot` for each one's options. Default:
-        ``hist`` for a histogram map, ``bar`` for other maps, ``line``
-        (events per second) for a stream.
-    interval : float, optional
-        Seconds between frames, at least :data:`MIN_INTERVAL`.
-    top : int, optional
-        How many keys, lines or rows to show.
-    title : str, optional
-        The plot's title; default the object's ``name``.
-    **options
-        Passed to the plot function (``value=``, ``by=``, ``unit=``...).
-
-    Returns
-    -------
-    Live
-        The widget; it stops with its source or when its program detaches.
-    """
-    if kind is None:
-        kind = ("hist" if getattr(obj, "histogram", False) is True else "bar") if hasattr(obj, "history") else "line"
-    _check(kind, interval)
-    source = as_source(obj, kind=kind, interval=interval)
-    if kind == "line" and getattr(source, "recorder", None) is not None:
-        options.setdefault("value", "rate")
-    widget = Live(source, kind=kind, interval=interval, top=top, title=title or getattr(obj, "name", None), **options)
-    program = getattr(source, "program", None)
-    if program is not None and callable(getattr(program, "own", None)):
-        program.own(widget)
-    return widget
 
 
 def running() -> list[Live]:
     """The live widgets of this process that have not stopped."""
     return [w for w in list(_running) if w.running]
-
-
-def _check(kind: str, interval: float) -> None:
-    if kind not in KINDS:
-        raise ArgumentError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    if not interval >= MIN_INTERVAL:
-        raise ArgumentError(f"interval must be at least {MIN_INTERVAL} s, not {interval!r}")
-
-
-def _kernel_parent() -> tuple[Any, Any]:
-    """The shell and the message of the cell running now, if in a kernel."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None, None
-    shell = get_ipython()
-    if shell is None or not callable(getattr(shell, "get_parent", None)):
-        return shell, None
-    return shell, shell.get_parent()
 
 
 class Live(widgets.VBox):
@@ -171,7 +75,7 @@ class Live(widgets.VBox):
         title: str | None = None,
         **options: Any,
     ) -> None:
-        _check(kind, interval)
+        check_kind(kind, interval)
         self.source, self.kind, self.title, self.options = source, kind, title, options
         self.data = pd.DataFrame()
         self.frames = 0
@@ -180,8 +84,6 @@ class Live(widgets.VBox):
         self.draw_seconds: collections.deque[float] = collections.deque(maxlen=100)
         self._png = b""
         self._drawn: tuple[pd.DataFrame, int] | None = None
-        self._published_png: bytes | None = None
-        self._display_id: str | None = None
         self._error = ""
         self._counters: dict[str, Any] = {}
         self._cost_text = ""
@@ -189,8 +91,11 @@ class Live(widgets.VBox):
         self._stopped = threading.Event()
         self._wake = threading.Event()
         self._ui_lock = threading.RLock()
-        self._cost = ProbeCost(getattr(source, "program", None))
-        self._shell, self._parent = _kernel_parent()
+        self._cost = ProgramCost(source.program if isinstance(source, ViewSource) else None)
+        self._cell = CellParent()
+        self._saved = SavedOutput(
+            self._cell.shell, bundle=self._repr_mimebundle_, frame=lambda: self._png, running=lambda: self.running
+        )
 
         self._view: widgets.Image | widgets.HTML = (
             widgets.HTML() if kind == "table" else widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
@@ -250,7 +155,7 @@ class Live(widgets.VBox):
 
     @interval.setter
     def interval(self, value: float) -> None:
-        _check(self.kind, value)
+        check_kind(self.kind, value)
         self._interval.value = value
 
     @property
@@ -291,7 +196,7 @@ class Live(widgets.VBox):
         # message of the cell that made the plot, which nbclient no longer
         # listens to: the next cell's post_run_cell publishes the last frame.
         if threading.current_thread() is threading.main_thread():
-            self._publish_saved_output()
+            self._saved.publish()
 
     def _on_pause_changed(self, change: dict[str, Any]) -> None:
         self._pause.description, self._pause.icon = ("Resume", "play") if change["new"] else ("Pause", "pause")
@@ -305,7 +210,7 @@ class Live(widgets.VBox):
     # -- the background thread -------------------------------------------------
 
     def _run(self) -> None:
-        self._adopt_parent()
+        self._cell.adopt()
         while not self._stopped.is_set():
             woken = self._wake.wait(self.interval)
             self._wake.clear()
@@ -319,20 +224,6 @@ class Live(widgets.VBox):
                 time.sleep(max(0.0, self.last_frame_at + MIN_INTERVAL - time.monotonic()))
             if not self.paused:
                 self._update()
-
-    def _adopt_parent(self) -> None:
-        if self._shell is None or self._parent is None:
-            return
-        set_thread_parent = getattr(self._shell, "set_thread_parent", None)
-        if callable(set_thread_parent):
-            set_thread_parent(self._parent)
-            return
-        import ipykernel
-
-        # Before 7.1 ipykernel routed thread output by itself, and set_parent
-        # there would move the output of every other thread too.
-        if getattr(ipykernel, "version_info", (0,)) >= (7, 1):
-            self._shell.set_parent(self._parent)
 
     def _update(self) -> None:
         started = time.monotonic()
@@ -368,27 +259,7 @@ class Live(widgets.VBox):
                 self._status.value = self._status_html()
 
     def _draw(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, bytes]:
-        options = dict(self.options)
-        if self.kind in ("bar", "line", "table"):
-            options["top"] = self.top
-        if self.kind == "table":
-            return plot.table(frame, **options), b""
-        margins = dict(_MARGINS[self.kind])
-        if self.kind == "bar":
-            data = plot.top_keys(frame, **_pick(options, "value", "key", "top"))
-            longest = int(data["label"].str.len().max()) if len(data) else 0
-            margins["left"] = min(0.4, 0.03 + 0.0095 * min(longest, 40))
-        elif self.kind == "line":
-            data = plot.rates(frame, **_pick(options, "by", "value", "time", "every", "top"))
-        elif self.kind == "flame" and options.get("stacks") is not None:
-            # The stack map changes with the counts: read it for every frame.
-            stacks = options["stacks"]
-            options["stacks"] = stacks.df() if callable(getattr(stacks, "df", None)) else stacks
-            data = frame if frame.empty else plot.with_stacks(frame, options["stacks"], **_pick(options, "stack_id"))
-        else:
-            data = frame
-        draw = getattr(plot, self.kind)
-        return data, _figure.frame_png(draw, frame, margins=margins, title=self.title, **options)
+        return draw_frame(self.kind, frame, top=self.top, title=self.title, options=self.options)
 
     # -- display -------------------------------------------------------------
 
@@ -400,17 +271,14 @@ class Live(widgets.VBox):
             state = f"■ {self._stop_reason}"
         else:
             state = "❚❚ paused" if self.paused else f"● live, every {self.interval:g} s"
-        parts = [state, f"frame {self.frames}"]
-        if self.last_draw_seconds is not None:
-            parts[-1] += f" ({self.last_draw_seconds * 1e3:.0f} ms)"
-        counters = self._counters
-        parts += [_counter(name, counters[name]) for name in ("rows", "rate", "lost", "dropped") if name in counters]
-        if self._cost_text:
-            parts.append(self._cost_text)
-        text = " · ".join(parts)
-        if self._error:
-            text += f' · <span style="color:#b00">{html.escape(self._error)}</span>'
-        return f'<span style="font-family:monospace;font-size:90%">{text}</span>'
+        return status_html(
+            state=state,
+            frames=self.frames,
+            draw_seconds=self.last_draw_seconds,
+            counters=self._counters,
+            cost=self._cost_text,
+            error=self._error,
+        )
 
     def _static_bundle(self) -> dict[str, Any]:
         if self.kind == "table":
@@ -424,27 +292,7 @@ class Live(widgets.VBox):
         return bundle
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        self._display_id = self._display_id or uuid.uuid4().hex
-        display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
-        self._published_png = self._png
-        events = getattr(self._shell, "events", None)
-        if events is not None and self.running:
-            if self._publish_saved_output not in events.callbacks.get("post_run_cell", []):
-                events.register("post_run_cell", self._publish_saved_output)
-
-    def _publish_saved_output(self, *_result: Any) -> None:
-        """Put the newest frame into the notebook's saved output (headless runs keep it)."""
-        if self._display_id is not None and self._png != self._published_png:
-            from IPython.display import update_display
-
-            self._published_png = self._png
-            update_display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
-        events = getattr(self._shell, "events", None)
-        if not self.running and events is not None:
-            if self._publish_saved_output in events.callbacks.get("post_run_cell", []):
-                events.unregister("post_run_cell", self._publish_saved_output)
+        self._saved.show()
 
     def __repr__(self) -> str:
         state = "running" if self.running else self._stop_reason
@@ -452,14 +300,3 @@ class Live(widgets.VBox):
             state = "paused"
         name = f" of {self.title}" if self.title else ""
         return f"<bpfnb.Live {self.kind}{name}: {state}, every {self.interval:g} s, {self.frames} frames>"
-
-
-def _pick(options: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {name: options[name] for name in names if name in options}
-
-
-def _counter(name: str, value: Any) -> str:
-    if name == "rate":
-        return f"{_figure.human(float(value))} ev/s"
-    return f"{name} {value:,}"
-

@@ -8,49 +8,66 @@ set through it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..decode.decoders import Decoder, apply_decoders
 from ..engines.base import MapSpec, Owner
 from ..kernel.libbpf import map_elem, prog_name_by_id
-from .tables import ArrayMap
+from .view import PREVIEW_ROWS, BpfMap
 
 __all__ = ["CgroupArrayMap", "ProgArrayMap"]
 
 
-class ProgArrayMap(ArrayMap):
-    """``BPF_PROG_ARRAY``: slot -> program (for tail calls); empty slots are left out."""
+class _KernelObjectArray(BpfMap):
+    """An array whose slots hold kernel objects: user space sets and empties slots, and may not read them."""
 
-    def _slots(self) -> tuple[np.ndarray, np.ndarray]:
-        keys, ids = self._io.read_indices(np.arange(self.max_entries, dtype=np.uint32))
-        return keys.view(np.uint32) if keys.dtype != np.uint32 else keys, ids.view(np.uint32).reshape(-1)
+    def df(self, *, decode: Mapping[str, Decoder] | None = None) -> pd.DataFrame:
+        frame = self._rows()
+        return apply_decoders(frame, decode) if decode else frame
 
-    def df(self, **_: Any) -> pd.DataFrame:
-        """Columns ``key`` (slot), ``prog_id`` and ``program`` (the kernel's name for it)."""
-        keys, ids = self._slots()
-        return pd.DataFrame({"key": keys, "prog_id": ids, "program": [prog_name_by_id(int(i)) for i in ids]})
+    def _rows(self) -> pd.DataFrame:
+        raise NotImplementedError
 
     def _head(self) -> pd.DataFrame:
-        return self.df().head(10)
-
-    def __len__(self) -> int:
-        return len(self._slots()[0])
-
-    def __iter__(self) -> Any:
-        return iter(self._slots()[0].tolist())
+        return self.df().head(PREVIEW_ROWS)
 
     def clear(self) -> None:
         """Empty every slot."""
         self._io.delete(np.arange(self.max_entries, dtype=np.uint32))
 
 
-class CgroupArrayMap(ArrayMap):
+class ProgArrayMap(_KernelObjectArray):
+    """``BPF_PROG_ARRAY``: slot -> program (for tail calls); empty slots are left out.
+
+    ``df()`` has columns ``key`` (slot), ``prog_id`` and ``program`` (the
+    kernel's name for it).
+    """
+
+    def _slots(self) -> tuple[np.ndarray, np.ndarray]:
+        keys, ids = self._io.read_indices(np.arange(self.max_entries, dtype=np.uint32))
+        return keys.view(np.uint32) if keys.dtype != np.uint32 else keys, ids.view(np.uint32).reshape(-1)
+
+    def _rows(self) -> pd.DataFrame:
+        keys, ids = self._slots()
+        return pd.DataFrame({"key": keys, "prog_id": ids, "program": [prog_name_by_id(int(i)) for i in ids]})
+
+    def __len__(self) -> int:
+        return len(self._slots()[0])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._slots()[0].tolist())
+
+
+class CgroupArrayMap(_KernelObjectArray):
     """``BPF_CGROUP_ARRAY``: slot -> cgroup, for ``current_task_under_cgroup``.
 
     The kernel does not tell user space which cgroup a slot holds, so this
-    view shows the slots set with :meth:`set` in this session.
+    view shows the slots set with :meth:`set` in this session: ``df()`` has
+    columns ``key`` (slot) and ``path``.
     """
 
     def __init__(self, program: Owner, spec: MapSpec) -> None:
@@ -67,18 +84,14 @@ class CgroupArrayMap(ArrayMap):
             os.close(fd)
         self._paths[index] = path
 
-    def df(self, **_: Any) -> pd.DataFrame:
-        """Columns ``key`` (slot) and ``path``, for slots set through this view."""
+    def _rows(self) -> pd.DataFrame:
         items = sorted(self._paths.items())
         return pd.DataFrame({"key": [k for k, _ in items], "path": [p for _, p in items]})
-
-    def _head(self) -> pd.DataFrame:
-        return self.df().head(10)
 
     def __len__(self) -> int:
         return len(self._paths)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
         return iter(sorted(self._paths))
 
     def __getitem__(self, key: Any) -> Any:
@@ -86,5 +99,5 @@ class CgroupArrayMap(ArrayMap):
 
     def clear(self) -> None:
         """Empty every slot."""
-        self._io.delete(np.arange(self.max_entries, dtype=np.uint32))
+        super().clear()
         self._paths.clear()

@@ -23,19 +23,30 @@ import collections
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from ..display import html as _html
 from ..decode.columns import columns_of
+from ..display import html as _html
+from ..engines.base import Owner
 from ..errors import ArgumentError
+from .io import MapLayout
 
-if TYPE_CHECKING:
-    from .views import BpfMap
+__all__ = ["MapHistory", "Recordable"]
 
-__all__ = ["MapHistory"]
+
+class Recordable(Protocol):
+    """What a history snapshots: a map view."""
+
+    name: str
+    program: Owner
+    layout: MapLayout
+    @property
+    def df(self) -> Callable[..., pd.DataFrame]:
+        """A fresh snapshot of the map; the history's ``df_options`` are its arguments."""
 
 
 class MapHistory:
@@ -53,7 +64,7 @@ class MapHistory:
         Passed to ``view.df()`` (``decode=``, ``percpu=``, ``buckets=``...).
     """
 
-    def __init__(self, view: BpfMap, *, interval: float = 1.0, max_rows: int = 100_000, **df_options: Any) -> None:
+    def __init__(self, view: Recordable, *, interval: float = 1.0, max_rows: int = 100_000, **df_options: Any) -> None:
         if interval <= 0:
             raise ArgumentError(f"interval must be positive seconds, not {interval!r}")
         if max_rows < 1:
@@ -72,9 +83,7 @@ class MapHistory:
         self._recording = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bpfnb-history-{view.name}", daemon=True)
-        own = getattr(view.program, "own", None)
-        if own is not None:
-            own(self)
+        view.program.own(self)
         self._thread.start()
 
     # -- recording -----------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..decode.columns import Decoder, to_frame
+from ..decode.columns import to_frame
+from ..decode.decoders import Decoder
 from ..kernel.constants import BPF_EXIST
 from ..kernel.libbpf import map_elem
 from .view import BpfMap
@@ -62,12 +63,12 @@ class QueueMap(BpfMap):
         for i in range(len(values)):
             map_elem("update_elem", self.spec.fd, None, values.ctypes.data + i * values.itemsize, BPF_EXIST)
 
-    def df(self, *, consume: bool = False, decode: Mapping[str, Decoder] | None = None, **_: Any) -> pd.DataFrame:
+    def df(self, *, decode: Mapping[str, Decoder] | None = None, consume: bool = False) -> pd.DataFrame:
         """The values from head to tail; ``consume=True`` removes them."""
         values = self._pop_all() if consume else self.records()[1]
         return to_frame({"value": values}, decode=decode)
 
-    def peek(self) -> Any:
+    def peek(self) -> object:
         """The head value without removing it, or None when empty."""
         value = np.empty(1, self.layout.value)
         if not map_elem("lookup_elem", self.spec.fd, None, value.ctypes.data):

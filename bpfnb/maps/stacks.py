@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..decode.columns import Decoder, apply_decoders
+from ..decode.decoders import Decoder, apply_decoders
 from ..kernel.symbols import symbolize
-from .tables import HashMap
+from .view import BpfMap
 
 __all__ = ["StackTraceMap", "stack_frames"]
 
 
-class StackTraceMap(HashMap):
+class StackTraceMap(BpfMap):
     """``BPF_STACK_TRACE``: stack id -> instruction pointers, innermost first."""
 
-    def df(self, *, pid: int | None = None, decode: Mapping[str, Decoder] | None = None, **_: Any) -> pd.DataFrame:
+    def df(self, *, decode: Mapping[str, Decoder] | None = None, pid: int | None = None) -> pd.DataFrame:
         """Stacks as rows: ``stack_id``, ``depth``, ``frames`` (innermost first), ``folded``.
 
         Parameters

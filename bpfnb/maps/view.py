@@ -4,30 +4,27 @@ Every read asks the kernel again, through :class:`bpfnb.maps.io.MapIO`:
 whole-map batch lookups into numpy arrays, with a per-entry fallback, or a
 shared mapping for mmapable arrays. Columns are made by :mod:`bpfnb.decode`.
 
-What ``.df()`` returns for a key/value map: key columns then value columns
-(rows of a hash come in the kernel's order: no particular one); an LPM trie's
-key struct gives ``prefixlen`` and the address fields as columns; per-CPU maps
-sum numbers over CPUs by default (``percpu="columns"`` gives
-``<column>.cpu<N>``, ``percpu="rows"`` a ``cpu`` column); histograms
-(``BPF_HISTOGRAM``, or any map with ``buckets=``) give ``lo``, ``hi``,
-``count`` per slot (see :mod:`bpfnb.decode.histogram`).
+Map types with more to say (key/value tables, stack traces, queues, arrays
+of programs and cgroups) are subclasses in the modules beside this one; the
+registry picks one by the map's kernel type.
 """
 
 from __future__ import annotations
 
 import ctypes
 import html
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..decode.columns import Decoder, c_type_name, columns_of, dtype_of, to_frame
-from ..decode.histogram import histogram_frame, percentiles, text_histogram
+from ..decode.columns import columns_of, to_frame
+from ..decode.decoders import Decoder
+from ..decode.dtypes import c_type_name, dtype_of
 from ..display import html as _html
 from ..engines.base import MapSpec, Owner
-from ..errors import ArgumentError, BpfnbError, DecodeError
+from ..errors import BpfnbError, DecodeError
 from ..kernel.libbpf import map_elem, num_possible_cpus
 from .io import MapIO, MapLayout
 
@@ -35,11 +32,10 @@ if TYPE_CHECKING:
     from ..live.widget import Live
     from .history import MapHistory
 
-__all__ = ["PERCPU_MODES", "BpfMap", "entries_shown"]
+__all__ = ["PREVIEW_ROWS", "BpfMap", "entries_shown"]
 
-PERCPU_MODES = ("sum", "columns", "rows")
-
-_PREVIEW_ROWS = 10
+#: Rows a map's display shows.
+PREVIEW_ROWS = 10
 _CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
 
 
@@ -52,6 +48,7 @@ class BpfMap(Mapping[Any, Any]):
     :meth:`df` for anything bigger than a few lookups.
     """
 
+    #: One value per possible CPU (per-CPU maps).
     percpu = False
     #: False where counting entries would disturb the map (queues are popped to count).
     countable_in_displays = True
@@ -102,15 +99,7 @@ class BpfMap(Mapping[Any, Any]):
         keys, slots = self._io.read(limit=limit)
         return keys, self.layout.values(slots)
 
-    def df(
-        self,
-        *,
-        decode: Mapping[str, Decoder] | None = None,
-        percpu: str = "sum",
-        buckets: str | None = None,
-        step: int = 1,
-        slot: str = "slot",
-    ) -> pd.DataFrame:
+    def df(self, *, decode: Mapping[str, Decoder] | None = None) -> pd.DataFrame:
         """A fresh snapshot of the map as a DataFrame.
 
         Parameters
@@ -118,59 +107,12 @@ class BpfMap(Mapping[Any, Any]):
         decode
             Column decoders, e.g. ``{"saddr": "ipv4", "ts": "boottime"}``;
             the raw value stays as ``<column>_raw``.
-        percpu
-            Per-CPU maps: ``"sum"`` (one row per key, numbers summed over
-            CPUs), ``"columns"`` (``<column>.cpu<N>``) or ``"rows"`` (a
-            ``cpu`` column).
-        buckets
-            ``"log2"`` or ``"linear"`` returns buckets (``lo``, ``hi``,
-            ``count``) instead of raw slots; histograms (``BPF_HISTOGRAM``
-            keyed by a number or by a struct with a ``slot`` field) default
-            to ``"log2"``.
-        step
-            The width of a linear bucket.
-        slot
-            The slot field of a struct key (BCC's tools call it ``slot``).
         """
         keys, values = self.records()
-        frame = self._frame(keys, values, decode=decode, percpu=percpu)
-        slot_column = "key" if keys.dtype.names is None else slot
-        fits = slot_column in frame.columns and "value" in frame.columns
-        if buckets is None and self.histogram and fits:
-            buckets = "log2"
-        if buckets is None:
-            return frame
-        if not fits:
-            raise DecodeError(
-                f"map {self.name!r} is not a histogram: it needs a slot key and a scalar count",
-                hint=f"name the slot field with slot=...; columns are {list(frame.columns)}",
-            )
-        return histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step)
+        return self._frame(keys, values, decode=decode)
 
-    def _frame(
-        self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None, percpu: str
-    ) -> pd.DataFrame:
-        if values.ndim == 1:
-            return to_frame({"key": keys, "value": values}, decode=decode)
-        if percpu not in PERCPU_MODES:
-            raise ArgumentError(f"percpu must be one of {PERCPU_MODES}, not {percpu!r}")
-        cpus = values.shape[1]
-        if percpu == "rows":
-            cpu = {"cpu": np.tile(np.arange(cpus, dtype=np.uint32), len(keys))}
-            return to_frame({"key": np.repeat(keys, cpus), "cpu": cpu, "value": values.reshape(-1)}, decode=decode)
-        per_cpu = [columns_of(values[:, c], name="value") for c in range(cpus)]
-        if percpu == "columns":
-            columns = {f"{col}.cpu{c}": part[col] for col in per_cpu[0] for c, part in enumerate(per_cpu)}
-        else:
-            columns = {col: _sum_over_cpus([part[col] for part in per_cpu]) for col in per_cpu[0]}
-        return to_frame({"key": keys, "value": columns}, decode=decode)
-
-    def percentiles(self, q: Sequence[float] = (50, 90, 99), **df_options: Any) -> pd.DataFrame:
-        """Percentiles estimated from this histogram's buckets, with their bounds.
-
-        See :func:`bpfnb._histogram.percentiles`; ``df_options`` go to :meth:`df`.
-        """
-        return percentiles(self.df(**df_options), q=q)
+    def _frame(self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None) -> pd.DataFrame:
+        return to_frame({"key": keys, "value": values}, decode=decode)
 
     def __len__(self) -> int:
         self._alive()
@@ -218,9 +160,9 @@ class BpfMap(Mapping[Any, Any]):
 
         return MapHistory(self, interval=interval, max_rows=max_rows, **df_options)
 
-    def live(self, kind: str | None = None, **options: Any) -> Any:
-        """A plot of this map that redraws itself in the background; see :func:`bpfnb._live.live`."""
-        from ..live.widget import live
+    def live(self, kind: str | None = None, **options: Any) -> Live:
+        """A plot of this map that redraws itself in the background; see :func:`bpfnb.live.live`."""
+        from ..live import live
 
         return live(self, kind=kind, **options)
 
@@ -232,17 +174,12 @@ class BpfMap(Mapping[Any, Any]):
         return f"map {self.name}: {kind} {self.key_type} -> {self.value_type}, {entries} of {self.max_entries} entries"
 
     def _preview(self) -> tuple[str, pd.DataFrame | None]:
-        """Text of a histogram, or the first rows of the frame."""
-        if self.histogram:
-            frame = self.df()
-            if {"lo", "hi", "count"} <= set(frame.columns):
-                return text_histogram(frame), None
-            return "", frame.head(_PREVIEW_ROWS)
+        """What a display shows: a text (a histogram), or the first rows of the frame."""
         return "", self._head()
 
     def _head(self) -> pd.DataFrame:
-        keys, values = self.records(limit=_PREVIEW_ROWS)
-        return self._frame(keys, values, decode=None, percpu="sum")
+        keys, values = self.records(limit=PREVIEW_ROWS)
+        return self._frame(keys, values, decode=None)
 
     def __repr__(self) -> str:
         try:
@@ -259,13 +196,6 @@ class BpfMap(Mapping[Any, Any]):
             return _html.card(self._title(), _html.note(f"{type(exc).__name__}: {exc}", kind="bad"))
         body = f"<pre>{html.escape(text)}</pre>" if head is None else head.to_html(max_cols=12)
         return _html.card(self._title(), body)
-
-
-def _sum_over_cpus(parts: list[Any]) -> Any:
-    first = parts[0]
-    if isinstance(first, np.ndarray) and first.ndim == 1 and first.dtype.kind in "iuf":
-        return np.sum(parts, axis=0, dtype=first.dtype)
-    return first  # strings and arrays: CPU 0's copy
 
 
 def entries_shown(view: BpfMap) -> object:

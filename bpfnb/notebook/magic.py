@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, observe
 
-from .completion import complete
 from ..errors import BpfnbError
+from .completion import complete
 from .options import OptionsError, cell_help, command_help, parse_cell_options, parse_command
-from .session import Session
+from .session import Session, SessionListing
+
+if TYPE_CHECKING:
+    from ..kernel.tracefs import Tracepoint
+    from ..program import Program
+    from ..tools.doctor import DoctorReport
+    from ..tools.helpers_widget import HelpersBrowser
+    from ..tools.probe_listing import ProbeList
 
 __all__ = ["BpfnbMagics", "complete_bpf_cell", "register", "unregister"]
 
 #: Line 1 of a cell is ``%%bpf ...``; the C code starts on line 2.
 _FIRST_CODE_LINE = 2
+_Parsed = TypeVar("_Parsed")
 
 
 @magics_class
@@ -39,8 +48,9 @@ class BpfnbMagics(Magics):
     def _on_short_errors_changed(self, change: dict[str, Any]) -> None:
         BpfnbError.short = change["new"]
 
-    @cell_magic("bpf")
-    def bpf_cell(self, line: str, cell: str) -> Any:
+    # IPython's magic decorators are typed in a way mypy cannot follow.
+    @cell_magic("bpf")  # type: ignore[arg-type]
+    def bpf_cell(self, line: str, cell: str) -> Program:
         options = _parsed(parse_cell_options, line)
         notice = self.session.header_notice()
         if notice:
@@ -56,18 +66,20 @@ class BpfnbMagics(Magics):
         )
         if options.debug and program.log:
             print(program.log)
+        assert self.shell is not None, "a magic runs in a shell"
         self.shell.user_ns[options.name] = program
         return program
 
-    @line_magic("bpf")
-    def bpf_line(self, line: str) -> Any:
+    @line_magic("bpf")  # type: ignore[arg-type]
+    def bpf_line(self, line: str) -> object:
         args = _parsed(parse_command, line)
-        return getattr(self, f"_command_{args.command}")(args)
+        command: Callable[[argparse.Namespace], object] = getattr(self, f"_command_{args.command}")
+        return command(args)
 
-    def _command_ls(self, args: Any) -> Any:
+    def _command_ls(self, args: argparse.Namespace) -> SessionListing:
         return self.session.listing()
 
-    def _command_detach(self, args: Any) -> None:
+    def _command_detach(self, args: argparse.Namespace) -> None:
         if args.all:
             names = self.session.detach_all()
             print(f"detached {', '.join(names)}" if names else "no programs to detach")
@@ -76,7 +88,7 @@ class BpfnbMagics(Magics):
         else:
             raise UsageError(f"no program named {args.name!r} in this session (see %bpf ls)")
 
-    def _command_doctor(self, args: Any) -> Any:
+    def _command_doctor(self, args: argparse.Namespace) -> DoctorReport:
         from ..tools.doctor import fix, report
 
         if args.fix:
@@ -84,7 +96,7 @@ class BpfnbMagics(Magics):
                 print(line)
         return report()
 
-    def _command_stats(self, args: Any) -> None:
+    def _command_stats(self, args: argparse.Namespace) -> None:
         from ..kernel.stats import disable_stats, enable_stats
 
         if args.switch == "on":
@@ -94,22 +106,22 @@ class BpfnbMagics(Magics):
             disable_stats()
             print("run-time statistics are off for this session")
 
-    def _command_helpers(self, args: Any) -> Any:
+    def _command_helpers(self, args: argparse.Namespace) -> HelpersBrowser:
         from ..tools.helpers_widget import helpers_widget
 
         return helpers_widget(pattern=args.pattern, prog_type=args.prog_type)
 
-    def _command_probes(self, args: Any) -> Any:
+    def _command_probes(self, args: argparse.Namespace) -> ProbeList | Tracepoint:
         from ..tools.probe_listing import probes
 
         return probes(args.pattern, binary=args.binary)
 
 
-BpfnbMagics.bpf_cell.__doc__ = cell_help()
-BpfnbMagics.bpf_line.__doc__ = command_help()
+BpfnbMagics.bpf_cell.__doc__ = cell_help()  # type: ignore[assignment]
+BpfnbMagics.bpf_line.__doc__ = command_help()  # type: ignore[assignment]
 
 
-@context_matcher()
+@context_matcher()  # type: ignore[untyped-decorator]
 def complete_bpf_cell(context: CompletionContext) -> dict[str, Any]:
     """Complete helpers, BCC macros, map methods and tracepoints inside ``%%bpf`` cells."""
     text = context.full_text
@@ -126,7 +138,7 @@ def complete_bpf_cell(context: CompletionContext) -> dict[str, Any]:
     }
 
 
-def _parsed(parse: Callable[[str], Any], line: str) -> Any:
+def _parsed(parse: Callable[[str], _Parsed], line: str) -> _Parsed:
     try:
         return parse(line)
     except OptionsError as exc:

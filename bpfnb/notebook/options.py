@@ -12,8 +12,8 @@ import shlex
 from dataclasses import dataclass
 from typing import NoReturn
 
-from ..engines.hooks import PROBE_KINDS, Probe
 from ..engines.bcc.compiler import DEBUG_FLAGS, parse_debug_flags
+from ..engines.hooks import PROBE_KINDS, Probe
 
 __all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_cell_options", "parse_command"]
 
@@ -104,9 +104,9 @@ def parse_cell_options(line: str) -> CellOptions:
 def _attach_cflags(words: list[str]) -> list[str]:
     """Join ``--cflags VALUE`` into one word: argparse would read a VALUE like ``-DX=1`` as an option."""
     joined: list[str] = []
-    words = iter(words)
-    for word in words:
-        joined.append(f"--cflags={next(words, '')}" if word == "--cflags" else word)
+    remaining = iter(words)
+    for word in remaining:
+        joined.append(f"--cflags={next(remaining, '')}" if word == "--cflags" else word)
     return joined
 
 

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..display.html import card, facts, note, text_table
+from ..errors import ArgumentError, BpfnbError
 from ..kernel import libbpf as _libbpf
 from ..kernel.constants import PROG_TYPES, TC_ACTIONS, XDP_ACTIONS
-from ..errors import ArgumentError, BpfnbError
-from ..display.html import card, note, table, text_table
 from .builder import Packet, checksums_ok, describe, hexdump_html, hexdump_text
 
 __all__ = ["PROGRAM_TYPES", "Runnable", "TestRunResult", "return_code_name", "test_run"]
@@ -98,7 +98,7 @@ class TestRunResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        facts = [
+        rows: list[tuple[str, object]] = [
             ("function", f"{self.function} ({self.prog_type})"),
             ("returned", f"{self.action} ({self.retval})"),
             ("time", f"{self.ns_per_run} ns per run, {self.repeat} run(s)"),
@@ -107,7 +107,7 @@ class TestRunResult:
             ("bytes changed", len(self.diff)),
         ]
         sums = checksums_ok(self.packet_out)
-        parts = [table(["", ""], facts)]
+        parts: list[str] = [facts(rows)]
         if self.diff:
             parts.append(
                 "".join(

@@ -13,7 +13,7 @@ functions, so a plot made after a capture looks like the live one::
 Each function returns a :class:`matplotlib.figure.Figure` that shows itself as
 a PNG in a notebook; pass ``ax=`` to draw into an existing Axes instead. The
 figures stay out of pyplot and are drawn under one lock (see
-``bpfnb._figure``), so drawing from a background thread is safe.
+:mod:`bpfnb.plot.figure`), so drawing from a background thread is safe.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
+from ..decode.histogram import percentiles
 from .figure import (
     HUMAN_TICKS,
     drawing,
@@ -38,7 +39,6 @@ from .figure import (
     value_column,
 )
 from .flame import flame, flame_rectangles, with_stacks
-from ..decode.histogram import percentiles
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -138,7 +138,7 @@ def bar(
 def _buckets(df: pd.DataFrame, count: str) -> pd.DataFrame:
     """Buckets summed over any other key columns, empty ends trimmed."""
     require(df, ["lo", "hi", count], "a histogram")
-    summed = df.groupby(["lo", "hi"], sort=True, as_index=False)[count].sum()
+    summed = df.groupby(["lo", "hi"], sort=True)[count].sum().reset_index()
     nonzero = np.flatnonzero(summed[count].to_numpy() > 0)
     if not len(nonzero):
         return summed.iloc[:0]
@@ -148,12 +148,11 @@ def _buckets(df: pd.DataFrame, count: str) -> pd.DataFrame:
 def _percentile_marks(buckets: pd.DataFrame, count: str, pcts: Sequence[float]) -> list[tuple[float, float, float]]:
     """For each percentile: itself, its position on the bucket axis and its estimated value."""
     estimates = percentiles(buckets[["lo", "hi"]].assign(count=buckets[count]), q=pcts)
-    index = {lo: i for i, lo in enumerate(buckets["lo"])}
+    index = {lo: i for i, lo in enumerate(buckets["lo"].to_numpy(dtype=float))}
     marks = []
-    for row in estimates.itertuples():
-        width = row.hi - row.lo
-        fraction = (row.value - row.lo) / width if width else 0.5
-        marks.append((row.q, index[row.lo] - 0.5 + fraction, row.value))
+    for q, lo, hi, value in estimates[["q", "lo", "hi", "value"]].to_numpy(dtype=float):
+        fraction = (value - lo) / (hi - lo) if hi > lo else 0.5
+        marks.append((q, index[lo] - 0.5 + fraction, value))
     return marks
 
 
@@ -182,7 +181,7 @@ def hist(
         The count column.
     marks : sequence of float, optional
         Percentiles to mark, estimated by interpolating inside their bucket
-        (see ``bpfnb._histogram.percentiles``).
+        (see :func:`bpfnb.percentiles`).
     unit : str, optional
         The unit of the bucketed values (``"ns"``, ``"bytes"``), for the labels.
     """
@@ -254,7 +253,7 @@ def heatmap(
     ax.set_yticks(y[:-1] + 0.5, [f"{human(a)}-{human(b)}" for a, b in grid.index], fontsize="x-small")
     step = max(1, len(times) // 6)
     ticks = np.arange(0, len(times), step)
-    ax.set_xticks(ticks + 0.5, [_time_label(times[i]) for i in ticks], fontsize="x-small")
+    ax.set_xticks(ticks + 0.5, [_time_label(times[int(i)]) for i in ticks], fontsize="x-small")
     ax.set_xlabel(time)
     return fig
 

@@ -149,12 +149,14 @@ def flame(
     total = float(rects.loc[rects["depth"] == 0, "width"].sum())
     # Frames narrower than a pixel or so only add ink and drawing time.
     rects = rects[rects["width"] >= total * 0.001]
-    patches = [Rectangle((r.x, r.depth), r.width, 0.95) for r in rects.itertuples()]
-    ax.add_collection(PatchCollection(patches, facecolors=[_frame_colour(n) for n in rects["name"]],
+    names = rects["name"].astype(str).tolist()
+    boxes = rects[["x", "depth", "width"]].to_numpy(dtype=float)
+    patches = [Rectangle((x, depth), width, 0.95) for x, depth, width in boxes]
+    ax.add_collection(PatchCollection(patches, facecolors=[_frame_colour(n) for n in names],
                                       edgecolors="white", linewidths=0.3))
-    for r in rects[rects["width"] >= total * 0.06].itertuples():
-        chars = int(60 * r.width / total)
-        ax.text(r.x + total * 0.003, r.depth + 0.45, r.name[:chars], va="center", fontsize=6, clip_on=True)
+    for name, (x, depth, width) in zip(names, boxes):
+        if width >= total * 0.06:
+            ax.text(x + total * 0.003, depth + 0.45, name[: int(60 * width / total)], va="center", fontsize=6, clip_on=True)
     ax.set_xlim(0, total)
     ax.set_ylim(0, int(rects["depth"].max()) + 1)
     ax.set_yticks([])

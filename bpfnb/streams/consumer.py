@@ -22,36 +22,25 @@ import numpy as np
 import pandas as pd
 
 from ..kernel.libbpf import map_elem
+from .decoding import Batch, EventDecoding
 from .perfbuf import PerfBufReader
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
-    from .stream import _Decoding
 
-__all__ = ["Batch", "Consumer", "IDLE_WAIT"]
+__all__ = ["IDLE_WAIT", "Consumer"]
 
 RATE_WINDOW = 5.0  # seconds of history behind ``rate``
 IDLE_WAIT = 0.1  # longest sleep without data: bounds the latency of slow perf events
 _BATCH_WAIT = 0.01  # longest pause between copies while events flow
 
 
-class Batch:
-    """Raw records received together: decoded only on demand."""
-
-    __slots__ = ("cpu", "received_ns", "records")
-
-    def __init__(self, records: np.ndarray, received_ns: int, cpu: int | None) -> None:
-        self.records = records
-        self.received_ns = received_ns
-        self.cpu = cpu
-
-
 class Consumer:
     """The stream's state and its thread; holds no reference to the :class:`Stream`."""
 
     def __init__(
-        self, name: str, reader: Any, decoding: _Decoding, map_fds: list[int], *, max_rows: int, max_bytes: int
+        self, name: str, reader: Any, decoding: EventDecoding, map_fds: list[int], *, max_rows: int, max_bytes: int
     ) -> None:
         self.reader = reader
         self.decoding = decoding

@@ -136,10 +136,6 @@ class RingBufReader:
         self._data = self._producer_map.array(np.uint8, offset=page)
         self.discarded = 0
 
-    def pending(self) -> int:
-        """Bytes between the consumer and the producer positions."""
-        return int(self._producer[0]) - int(self._consumer[0])
-
     def read(self, record_size: int) -> np.ndarray:
         """Take every committed record now in the buffer; see :func:`parse_records`.
 

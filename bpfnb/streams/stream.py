@@ -20,26 +20,22 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import numpy as np
 import pandas as pd
 
+from ..decode.decoders import Decoder
 from ..display import html as _html
-from ..decode.columns import (
-    Decoder,
-    apply_decoders,
-    boot_to_wall,
-    dtype_of,
-    to_frame,
-    utc_times,
-)
 from ..engines.base import MapSpec, Owner
-from ..errors import ArgumentError, BpfnbError, DecodeError
+from ..errors import ArgumentError, BpfnbError
 from ..kernel.libbpf import map_info
-from .consumer import IDLE_WAIT, Batch, Consumer
+from .consumer import IDLE_WAIT, Consumer
+from .decoding import EventDecoding
 from .perfbuf import PerfBufReader, default_pages
 from .ringbuf import RingBufReader
+
+if TYPE_CHECKING:
+    from ..live.widget import Live
 
 __all__ = ["BUFFER_TYPES", "Stream", "StreamOptions", "open_stream", "require_buffer"]
 
@@ -50,63 +46,14 @@ BUFFER_TYPES = {"ringbuf": "ring buffer", "perf_event_array": "perf buffer"}
 class StreamOptions(TypedDict, total=False):
     """The options of ``prog.stream(name, **options)``; see :func:`open_stream` for each."""
 
-    type: str
     time_field: str | None
     time_clock: str
     decode: Mapping[str, Decoder] | None
-    event_type: type | None
     max_rows: int
     max_bytes: int
     parquet: str | os.PathLike[str] | None
     on_batch: Callable[[pd.DataFrame], Any] | None
     pages: int | None
-
-
-class _Decoding:
-    """How raw records become a DataFrame: shared by the stream and its thread."""
-
-    def __init__(
-        self,
-        ctype: type,
-        *,
-        decode: Mapping[str, Decoder] | None,
-        time_field: str | None,
-        time_clock: str,
-        per_cpu: bool,
-    ) -> None:
-        self.ctype = ctype
-        self.dtype = dtype_of(ctype)
-        self.decode = dict(decode or {})
-        self.time_field = time_field
-        self.time_clock = time_clock
-        self.per_cpu = per_cpu
-        columns = to_frame({"value": np.zeros(0, self.dtype)}).columns
-        if time_field is not None and time_field not in columns:
-            raise DecodeError(
-                f"time_field={time_field!r} is not a field of the event",
-                hint=f"fields are: {', '.join(columns)}",
-            )
-
-    def frame(self, batches: list[Batch]) -> pd.DataFrame:
-        parts = [b.records for b in batches]
-        if len(parts) == 1:
-            records = parts[0]
-        else:
-            records = np.concatenate(parts) if parts else np.zeros(0, self.dtype)
-        frame = to_frame({"value": records})
-        counts = [len(part) for part in parts]
-        if self.time_field is not None:
-            times = boot_to_wall(frame[self.time_field].to_numpy(), clock=self.time_clock)
-        else:
-            times = utc_times(np.repeat(np.array([b.received_ns for b in batches], dtype=np.int64), counts))
-        columns: dict[str, Any] = {"time": times}
-        if self.per_cpu:
-            columns["cpu"] = np.repeat(np.array([b.cpu for b in batches], dtype=np.uint32), counts)
-        columns.update({c: frame[c] for c in frame.columns if c not in columns})
-        frame = pd.DataFrame(columns, copy=False)
-        if self.decode:
-            frame = apply_decoders(frame, self.decode)
-        return frame
 
 
 class Stream:
@@ -123,7 +70,7 @@ class Stream:
     >>> s.stop()
     """
 
-    def __init__(self, program: Owner, name: str, kind: str, consumer: Consumer, decoding: _Decoding) -> None:
+    def __init__(self, program: Owner, name: str, kind: str, consumer: Consumer, decoding: EventDecoding) -> None:
         self.program = program
         self.name = name
         self.kind = kind
@@ -219,9 +166,9 @@ class Stream:
             pass
         return self
 
-    def live(self, kind: str | None = None, **options: Any) -> Any:
-        """A live widget of this stream (default: events per second); see :func:`bpfnb._live.live`."""
-        from ..live.widget import live
+    def live(self, kind: str | None = None, **options: Any) -> Live:
+        """A live widget of this stream (default: events per second); see :func:`bpfnb.live.live`."""
+        from ..live import live
 
         return live(self, kind=kind, **options)
 
@@ -251,7 +198,7 @@ class Stream:
     def _repr_html_(self) -> str:
         lost = self.lost
         (_, state), *counters = self._summary()
-        parts = [_html.table(["state", state], counters)]
+        parts = [_html.facts([("state", state), *counters])]
         if lost:
             parts.append(_html.note(f"{lost:,} events lost in the kernel: the buffer was full.", kind="bad"))
         return _html.card(f"Stream {self.name} ({self.kind})", *parts)
@@ -341,7 +288,7 @@ def open_stream(
     if pages is not None and (pages < 1 or pages & (pages - 1)):
         raise ArgumentError(f"pages must be a power of two, not {pages}")
     perf = spec.map_type == "perf_event_array"
-    decoding = _Decoding(event_type, decode=decode, time_field=time_field, time_clock=time_clock, per_cpu=perf)
+    decoding = EventDecoding(event_type, decode=decode, time_field=time_field, time_clock=time_clock, per_cpu=perf)
     map_id = map_info(spec.fd).id
     if map_id in _CONSUMED:
         raise BpfnbError(f"{spec.name!r} is already being streamed", hint="stop the other stream first")
@@ -365,7 +312,7 @@ def open_stream(
 
 
 def _consumer(
-    spec: MapSpec, decoding: _Decoding, *, kind: str, pages: int | None, max_rows: int, max_bytes: int
+    spec: MapSpec, decoding: EventDecoding, *, kind: str, pages: int | None, max_rows: int, max_bytes: int
 ) -> Consumer:
     """A consumer of the buffer, on its own duplicate of the map's fd (valid even after the engine closes its own)."""
     fd = os.dup(spec.fd)

@@ -1,7 +1,7 @@
 """``bpfnb doctor``: every precondition of bpfnb, its state, and the exact fix.
 
-:func:`report` gathers the facts of :mod:`bpfnb._environment` and the attach
-probes of :mod:`bpfnb._feature_probe` into one :class:`DoctorReport`. A row is
+:func:`report` gathers the facts of :mod:`bpfnb.kernel.environment` and the attach
+tries of :mod:`bpfnb.kernel.features` into one :class:`DoctorReport`. A row is
 ``fail`` only when something bpfnb needs is missing (the shell command then
 exits non-zero); optional features that are off are ``warn``. :func:`fix` does
 what can safely be done as root: mount tracefs, debugfs and bpffs, and link
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..kernel import environment as env
+from ..display.html import Markup, card, code, table, text_table
 from ..errors import PrivilegeError
-from ..kernel.features import ProbeResult, probe_attach_types
-from ..display.html import card, text_table
+from ..kernel import environment as env
+from ..kernel.features import AttachTypeResult, try_attach_types
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,20 +87,12 @@ def _text(title: str, rows: Sequence[Check], *, width: int = 72) -> str:
     return f"{title}\n{text_table(['check', 'state', 'detail'], lines)}"
 
 
-def _marked_up(text: str) -> str:
-    """``text`` escaped, with its `backticked` commands set as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
-
-
 def _html(title: str, rows: Sequence[Check]) -> str:
-    cells = "".join(
-        f"<tr><td>{html.escape(r.check)}</td>"
-        f'<td class="bpfnb-{_STATE_CLASS.get(r.state, "")}"><b>{html.escape(r.state)}</b></td>'
-        f"<td>{_marked_up(r.detail)}</td><td>{_marked_up(r.fix)}</td></tr>"
+    cells = (
+        (r.check, Markup(f'<b class="bpfnb-{_STATE_CLASS.get(r.state, "")}">{html.escape(r.state)}</b>'), code(r.detail), code(r.fix))
         for r in rows
     )
-    head = "<tr><th>check</th><th>state</th><th>detail</th><th>fix</th></tr>"
-    return card(title, f"<table><thead>{head}</thead><tbody>{cells}</tbody></table>")
+    return card(title, table(["check", "state", "detail", "fix"], cells))
 
 
 class _Table:
@@ -180,10 +172,10 @@ def _privileges() -> list[Check]:
     return [Check("privileges", "ok", f"{who}: {held}")]
 
 
-def _bpf_syscall(probes: Sequence[ProbeResult]) -> list[Check]:
-    if any(p.ok for p in probes):
+def _bpf_syscall(tries: Sequence[AttachTypeResult]) -> list[Check]:
+    if any(result.ok for result in tries):
         return [Check("bpf() syscall", "ok", "programs load and attach")]
-    simplest = next(p for p in probes if p.attach == "socket_filter")
+    simplest = next(result for result in tries if result.attach == "socket_filter")
     detail = f"not even a socket filter loads: {simplest.reason}"
     return [Check("bpf() syscall", "fail", detail, "see the privileges and kernel config rows")]
 
@@ -284,19 +276,19 @@ def _bcc() -> list[Check]:
     return [Check("BCC", "ok", f"{version} ({os.path.dirname(bcc.__file__ or '')})")]
 
 
-def _attach_types(probes: Sequence[ProbeResult]) -> list[Check]:
+def _attach_types(tries: Sequence[AttachTypeResult]) -> list[Check]:
     privileged = env.has_bpf_privileges()
     rows = []
-    for probe in probes:
-        if probe.ok:
-            rows.append(Check(f"attach: {probe.attach}", "ok", probe.reason))
+    for result in tries:
+        if result.ok:
+            rows.append(Check(f"attach: {result.attach}", "ok", result.reason))
             continue
-        state = "fail" if probe.attach == "tracepoint" else "warn"
-        if probe.verdict == "refused" and not privileged:
+        state = "fail" if result.attach == "tracepoint" else "warn"
+        if result.verdict == "refused" and not privileged:
             fix = "run as root, or with CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for devices)"
         else:
-            fix = _ATTACH_FIXES.get(probe.attach, "see the kernel config rows")
-        rows.append(Check(f"attach: {probe.attach}", state, f"{probe.verdict}: {probe.reason}", fix))
+            fix = _ATTACH_FIXES.get(result.attach, "see the kernel config rows")
+        rows.append(Check(f"attach: {result.attach}", state, f"{result.verdict}: {result.reason}", fix))
     return rows
 
 
@@ -315,11 +307,11 @@ def report(*, refresh: bool = False) -> DoctorReport:
         check failed.
     """
     if refresh:
-        probe_attach_types.cache_clear()
-    probes = probe_attach_types()
+        try_attach_types.cache_clear()
+    tries = try_attach_types()
     rows = [
         *_privileges(),
-        *_bpf_syscall(probes),
+        *_bpf_syscall(tries),
         *_bcc(),
         *_headers(),
         *_mounts(),
@@ -327,7 +319,7 @@ def report(*, refresh: bool = False) -> DoctorReport:
         *_memlock(),
         *_stats(),
         *_kernel_config(),
-        *_attach_types(probes),
+        *_attach_types(tries),
     ]
     return DoctorReport(rows)
 
@@ -440,6 +432,6 @@ def fix(
     rows = mount_filesystems(mounts_path=mounts_path)
     rows += link_generic_headers(release=release, modules_root=modules_root, src_root=src_root)
     # What the fixes changed must be seen by the next report and the next cell.
-    probe_attach_types.cache_clear()
+    try_attach_types.cache_clear()
     env.clear_caches()
     return FixReport(rows)

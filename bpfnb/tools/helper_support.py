@@ -27,7 +27,7 @@ from ..errors import PrivilegeError
 from ..kernel import libbpf as _libbpf
 from ..kernel.constants import ATTACH_TYPES, BPF_F_SLEEPABLE, PROG_TYPES
 
-__all__ = ["PROGRAM_TYPES", "KernelVerdicts", "kernel_verdicts", "probe_helper"]
+__all__ = ["PROGRAM_TYPES", "KernelVerdicts", "kernel_verdicts", "helper_verdict"]
 
 #: Program types probed, each with the expected attach type and BTF attach target it loads with.
 #: Types that need an attach target or attach type get a representative one:
@@ -78,7 +78,7 @@ def _program(helper_id: int) -> bytes:
     return call + r0_zero + exit_
 
 
-def probe_helper(prog_type: str, helper_id: int) -> tuple[str, str]:
+def helper_verdict(prog_type: str, helper_id: int) -> tuple[str, str]:
     """Load one program of ``prog_type`` that calls ``helper_id``; classify the verifier's answer.
 
     Returns
@@ -175,7 +175,7 @@ def _kernel_helper_count(header_max: int) -> tuple[int, dict[int, str]]:
     names: dict[int, str] = {}
     helper_id = header_max + 1
     while True:
-        _verdict, log = probe_helper("socket_filter", helper_id)
+        _verdict, log = helper_verdict("socket_filter", helper_id)
         if "invalid func" in log:
             return helper_id - 1, names
         match = _CALL_NAME.search(log)
@@ -244,7 +244,7 @@ def _probe_all(kernel: str, header_max: int) -> KernelVerdicts:
     usable = [t for t, problem in verdicts.program_types.items() if not problem]
     for helper_id in range(1, max_id + 1):
         for prog_type in usable:
-            verdict, log = probe_helper(prog_type, helper_id)
+            verdict, log = helper_verdict(prog_type, helper_id)
             if verdict == "accepted":
                 verdicts.supported.setdefault(helper_id, []).append(prog_type)
             elif verdict == "conditional":

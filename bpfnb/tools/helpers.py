@@ -3,7 +3,7 @@
 ``helpers()`` reads ``linux/bpf.h`` (the newest copy on the machine) for each
 helper's ``BPF_FUNC_*`` id, C signature and the header's own documentation, files
 it under one of the categories below, and asks the running kernel in which program
-types it may be called (``bpfnb._helper_probe``).
+types it may be called (:mod:`bpfnb.tools.helper_support`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ also the command ``bpfnb kernelspec install|uninstall`` that
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import pwd
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..display.html import card, facts
 from ..errors import PrivilegeError, SetupError
 
 __all__ = [
@@ -86,14 +86,10 @@ class InstalledKernelSpec:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = [("kernel spec", self.spec_dir), ("argv", shlex.join(self.argv))]
+        rows: list[tuple[str, object]] = [("kernel spec", self.spec_dir), ("argv", shlex.join(self.argv))]
         if self.launcher is not None:
             rows += [("launcher", self.launcher), ("sudoers", self.sudoers)]
-        body = "".join(
-            f"<tr><th style='text-align:left'>{name}</th><td><code>{html.escape(str(value))}</code></td></tr>"
-            for name, value in rows
-        )
-        return f"<table>{body}</table>"
+        return card(f"Jupyter kernel spec {KERNEL_NAME!r}", facts(rows))
 
 
 def launcher_path(user: str) -> Path:
@@ -265,9 +261,9 @@ def _template(name: str, **values: str) -> str:
         ) from None
 
 
-def _template_json(kind: str, **values: str) -> dict:
+def _template_json(kind: str, **values: str) -> dict[str, Any]:
     # Filling in the parsed JSON keeps a path with quotes or backslashes intact.
-    spec = json.loads(_template(f"{kind}/kernel.json"))
+    spec: dict[str, Any] = json.loads(_template(f"{kind}/kernel.json"))
     spec["argv"] = [_fill(arg, values) for arg in spec["argv"]]
     return spec
 

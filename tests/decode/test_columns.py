@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpfnb.decode.columns import apply_decoders, boot_to_wall, c_type_name, columns_of, dtype_of, strings_from_chars, to_frame
+from bpfnb.decode.columns import columns_of, to_frame
+from bpfnb.decode.decoders import apply_decoders, boot_to_wall
+from bpfnb.decode.dtypes import c_type_name, dtype_of
+from bpfnb.decode.strings import strings_from_chars
 from bpfnb.errors import DecodeError
 from bpfnb.kernel.symbols import KernelSymbols, syscall_name
 

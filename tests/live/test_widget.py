@@ -12,7 +12,8 @@ import time
 import pandas as pd
 import pytest
 
-from bpfnb.live import widget as _live
+from bpfnb import ArgumentError
+from bpfnb import live as _live
 
 
 class Frames:
@@ -59,7 +60,7 @@ def test_bad_options_are_refused(source, options, message):
 
 
 def test_an_object_without_df_cannot_be_plotted():
-    with pytest.raises(TypeError, match="has no .df()"):
+    with pytest.raises(ArgumentError, match="not a map, a stream or a Source"):
         _live.live(42)
 
 
@@ -149,11 +150,25 @@ def test_interval_is_checked_when_changed(source):
     assert widget.interval == 0.5
 
 
+class OwnerLike:
+    """A program as a live plot sees it, alive and owning its plots."""
+
+    name = "program"
+    closed = False
+
+    def own(self, resource: object) -> None:
+        pass
+
+    def stats(self) -> pd.DataFrame:
+        return pd.DataFrame({"run_time_ns": [], "run_count": []})
+
+
 class MapLike:
     """The members of a map view that ``live`` looks at."""
 
     name = "dist"
     histogram = True
+    program = OwnerLike()
 
     def df(self) -> pd.DataFrame:
         return pd.DataFrame({"lo": [1, 2], "hi": [1, 3], "count": [4, 5]})

@@ -12,8 +12,8 @@ import pytest
 
 from bpfnb import PrivilegeError, SetupError
 from bpfnb.kernel import environment as env
+from bpfnb.kernel.features import try_attach_types
 from bpfnb.tools.doctor import fix, report
-from bpfnb.kernel.features import probe_attach_types
 
 from ..kernel.test_environment import make_debian_headers
 from .conftest import kernel_prog_ids
@@ -39,17 +39,17 @@ def fresh_probes(no_leaks):
     last fd is closed, ``bpftool`` still lists them, held by nobody. A real
     leak stays; the ``no_leaks`` check runs after this wait.
     """
-    probe_attach_types.cache_clear()
+    try_attach_types.cache_clear()
     before = kernel_prog_ids()
     yield
     deadline = time.monotonic() + 2
     while kernel_prog_ids() - before and time.monotonic() < deadline:
         time.sleep(0.01)
-    probe_attach_types.cache_clear()
+    try_attach_types.cache_clear()
 
 
 def verdicts() -> dict[str, tuple[str, str]]:
-    return {r.attach: (r.verdict, r.reason) for r in probe_attach_types()}
+    return {r.attach: (r.verdict, r.reason) for r in try_attach_types()}
 
 
 def test_probes_give_this_kernels_verdicts(fresh_probes):
@@ -66,13 +66,13 @@ def test_probes_give_this_kernels_verdicts(fresh_probes):
 
 
 def test_probing_twice_leaves_nothing_behind(fresh_probes):
-    first = probe_attach_types()
-    probe_attach_types.cache_clear()
-    assert probe_attach_types() == first
+    first = try_attach_types()
+    try_attach_types.cache_clear()
+    assert try_attach_types() == first
 
 
 def test_probes_are_cached_per_process(fresh_probes):
-    assert probe_attach_types() is probe_attach_types()
+    assert try_attach_types() is try_attach_types()
 
 
 def test_report_has_every_precondition_and_passes_here(fresh_probes):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bpfnb.tools.helper_support import kernel_verdicts, probe_helper
+from bpfnb.tools.helper_support import helper_verdict, kernel_verdicts
 from bpfnb.tools.helpers import helpers
 
 bcc = pytest.importorskip("bcc")
@@ -99,11 +99,11 @@ def test_catalog_agrees_with_a_real_load(compiled, catalog, capfd, helper, prog_
 
 
 def test_probe_reads_the_refusal_itself() -> None:
-    verdict, log = probe_helper("tracepoint", 36)
+    verdict, log = helper_verdict("tracepoint", 36)
     assert verdict == "refused"
     assert "program of this type cannot use helper bpf_probe_write_user#36" in log
     # A helper the type has, called with a wrong argument: rejected, but after the helper was accepted.
-    verdict, log = probe_helper("tracepoint", 1)
+    verdict, log = helper_verdict("tracepoint", 1)
     assert verdict == "accepted"
     assert "R1 type=ctx expected=map_ptr" in log
 

@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 
 import bpfnb
-from bpfnb.live import widget as _live
+from bpfnb import live as _live
 
 PROGRAM = r"""
 struct event { u32 pid; u64 ts; char comm[16]; };
@@ -220,7 +220,7 @@ def test_many_live_widgets_at_once(prog):
 
 
 NOTEBOOK_CELLS = [
-    "import hashlib, subprocess, sys, time\nfrom bpfnb.live import widget as _live",
+    "import hashlib, subprocess, sys, time\nfrom bpfnb import live as _live",
     "%%bpf headless\n" + PROGRAM,
     "w = _live.live(headless['counts'], kind='bar', interval=0.2, top=100)\nfirst = hashlib.sha1(w.png).hexdigest()\nw",
     f"pid = subprocess.run([sys.executable, '-c', {WORKLOAD!r}, '500'], capture_output=True).stdout.strip()\n"

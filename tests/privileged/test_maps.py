@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bpfnb import Probe, Program, UnsupportedMapError
-from bpfnb.maps.io import MapIO
 from bpfnb.kernel.symbols import kernel_symbols
+from bpfnb.maps.io import MapIO
 
 ME = os.getpid()
 COMM = Path("/proc/self/comm").read_text().strip()[:15]

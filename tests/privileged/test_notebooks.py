@@ -14,7 +14,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 

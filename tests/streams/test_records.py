@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bpfnb.decode.columns import dtype_of, to_frame
+from bpfnb.decode.columns import to_frame
+from bpfnb.decode.dtypes import dtype_of
 from bpfnb.streams.perfbuf import parse_perf_records, unwrap
 from bpfnb.streams.ringbuf import BUSY_BIT, DISCARD_BIT, HEADER_SIZE, parse_records
 

@@ -108,9 +108,9 @@ def test_report_text_table():
 def test_report_html_colours_states_and_escapes():
     report = DoctorReport([*ROWS, Check("<odd>", "ok", "a & b")])
     page = report._repr_html_()
-    assert '<td class="bpfnb-bad"><b>fail</b></td>' in page
-    assert '<td class="bpfnb-note"><b>warn</b></td>' in page
-    assert '<td class="bpfnb-ok"><b>ok</b></td>' in page
+    assert '<b class="bpfnb-bad">fail</b>' in page
+    assert '<b class="bpfnb-note">warn</b>' in page
+    assert '<b class="bpfnb-ok">ok</b>' in page
     assert "&lt;odd&gt;" in page and "a &amp; b" in page
     assert "<td><code>sudo bpfnb doctor --fix</code></td>" in page
 

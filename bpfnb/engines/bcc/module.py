@@ -95,7 +95,7 @@ def named_type(source: str, type_name: str) -> type:
     if found is None:
         known = ", ".join([*types.records, *types.typedefs]) or "none"
         raise DecodeError(f"the program declares no type {type_name!r}", hint=f"its types: {known}")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def event_struct(bpf: bcc.BPF, name: str, *, source: str) -> type:
@@ -127,7 +127,7 @@ def event_struct(bpf: bcc.BPF, name: str, *, source: str) -> type:
         )
     declared = SourceTypes(source).find([field for field, _, _ in described])
     if declared is not None:
-        return declared  # type: ignore[no-any-return]
+        return declared
     try:
         fields = [(field, ctype_of(ctype)) for field, _, ctype in described]
     except ParseError as exc:

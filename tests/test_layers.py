@@ -1,0 +1,114 @@
+"""The package's layers: every import goes down, and no modules import each other in a circle.
+
+Read from the source with ``ast`` (imports inside functions count too), so the
+contract holds for lazy imports as well. The layers are listed in
+``bpfnb/__init__.py``'s docstring; a package may import from its own layer's
+package and from any package of a lower layer, never from a sibling of its
+own layer or from above.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bpfnb"
+
+#: Top to bottom. Packages on one line are siblings and may not import each other.
+LAYERS: list[set[str]] = [
+    {"notebook"},
+    {"tools"},
+    {"program"},
+    {"maps", "streams", "packets"},
+    {"live"},
+    {"plot", "engines"},
+    {"decode"},
+    {"kernel"},
+    {"display", "errors"},
+]
+
+
+def _layer_of(part: str) -> int:
+    for index, layer in enumerate(LAYERS):
+        if part in layer:
+            return index
+    raise AssertionError(f"bpfnb.{part} is in no layer: add it to LAYERS and to bpfnb/__init__.py's docstring")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line, module)`` for every bpfnb module ``path`` imports, resolved to absolute names."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("bpfnb"):
+                    yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("bpfnb"):
+                continue
+            for alias in node.names:
+                # "from . import x" and "from .pkg import module" name modules too.
+                candidate = f"{target}.{alias.name}"
+                yield node.lineno, candidate if _is_module(candidate) else target
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_only_go_down(path: Path) -> None:
+    own = _module_name(path).split(".")[1]
+    for line, target in _imports(path):
+        assert _is_module(target), f"{path.relative_to(PACKAGE)}:{line} imports {target}, which does not exist"
+        parts = target.split(".")
+        if len(parts) < 2 or parts[1] == own:
+            continue
+        assert _layer_of(parts[1]) > _layer_of(own), (
+            f"{path.relative_to(PACKAGE)}:{line} imports {target}: bpfnb.{own} may not import "
+            f"bpfnb.{parts[1]}, which is {'beside' if _layer_of(parts[1]) == _layer_of(own) else 'above'} it"
+        )
+
+
+def test_no_import_cycles() -> None:
+    graph = {_module_name(path): {t for _, t in _imports(path) if _is_module(t)} for path in _sources()}
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycle = trail[trail.index(module) :] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, trail + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_every_package_has_a_layer() -> None:
+    for path in PACKAGE.iterdir():
+        if path.name.startswith(("_", ".")) or path.name in ("py.typed", "labextension"):
+            continue
+        _layer_of(path.stem)
