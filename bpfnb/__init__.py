@@ -16,8 +16,8 @@ The package is layered; each layer imports only from the layers below it
                 plots of frames; the engines behind one boundary (BCC)
     decode      C types and records to DataFrame columns, histograms
     kernel      bpf() and perf bindings, kernel facts, tracefs, symbols
-    display, errors
-                HTML building blocks; the error tree
+    display, errors, cache
+                HTML building blocks; the error tree; the cache directory
 
 Public names are imported on first use, so that ``import bpfnb`` (and the
 ``bpfnb doctor`` command) do not pay for pandas' friends, matplotlib, pyarrow
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .decode.histogram import percentiles
     from .engines.hooks import Probe
     from .kernel.stats import disable_stats, enable_stats
+    from .kernel.tracefs import Tracepoint
     from .live.widget import Live
     from .maps.fd_arrays import CgroupArrayMap, ProgArrayMap
     from .maps.history import MapHistory
@@ -82,6 +83,7 @@ _LAZY = {
     "StackTraceMap": ".maps.stacks",
     "Stream": ".streams.stream",
     "TestRunResult": ".packets.testrun",
+    "Tracepoint": ".kernel.tracefs",
     "UnsupportedMap": ".maps.tables",
     "disable_stats": ".kernel.stats",
     "enable_stats": ".kernel.stats",
@@ -120,6 +122,7 @@ __all__ = [
     "StackTraceMap",
     "Stream",
     "TestRunResult",
+    "Tracepoint",
     "UnsupportedMap",
     "UnsupportedMapError",
     "disable_stats",

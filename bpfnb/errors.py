@@ -100,10 +100,13 @@ class LoadError(BpfnbError):
         errno: int | None = None,
         function: str | None = None,
         line: int | None = None,
+        log: str = "",
     ) -> None:
         super().__init__(message, hint=hint, details=details, line=line)
         self.errno = errno
         self.function = function
+        #: The verifier's whole log (``details`` holds its end).
+        self.log = log
 
 
 class AttachError(BpfnbError):

@@ -103,8 +103,10 @@ class Program:
         probes: Sequence[Probe] = (),
         first_line: int = 1,
     ) -> None:
-        options = _load_options(source, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line)
         self.name = name or "program"
+        options = _load_options(
+            source, name=self.name, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line
+        )
         self.source = source
         #: The number error messages give the source's first line.
         self.first_line = first_line
@@ -360,7 +362,7 @@ class _Maps(Mapping[str, "BpfMap"]):
 
 
 def _load_options(
-    source: object, *, cflags: object, debug: object, attach: object, probes: object, first_line: object
+    source: object, *, name: str, cflags: object, debug: object, attach: object, probes: object, first_line: object
 ) -> LoadOptions:
     """The arguments of :class:`Program`, checked: a mistake here is an :class:`ArgumentError`, not a crash."""
     if not isinstance(source, str):
@@ -376,6 +378,7 @@ def _load_options(
     if not isinstance(first_line, int) or first_line < 1:
         raise ArgumentError(f"first_line must be a positive int, not {first_line!r}")
     return LoadOptions(
+        name=name,
         cflags=tuple(cflags),
         debug=debug,
         attach=bool(attach),

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"plot", "engines"},
     {"decode"},
     {"kernel"},
-    {"display", "errors"},
+    {"display", "errors", "cache"},
 ]
 
 

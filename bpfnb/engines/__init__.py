@@ -1,11 +1,13 @@
 """Engines: what turns a cell's text into programs in the kernel.
 
-Each engine is a subpackage (``bcc``) whose loaded programs satisfy
+Each engine is a subpackage (``bcc``, ``libbpf``) whose loaded programs satisfy
 :class:`~bpfnb.engines.base.LoadedProgram`; :func:`load` picks one by name.
 Nothing above this package knows which engine made a program.
 """
 
 from __future__ import annotations
+
+import re
 
 from ..errors import ArgumentError
 from .base import LoadedProgram, LoadOptions
@@ -13,12 +15,15 @@ from .base import LoadedProgram, LoadOptions
 __all__ = ["ENGINES", "detect_engine", "load"]
 
 #: The engines ``engine=`` accepts.
-ENGINES = ("bcc",)
+ENGINES = ("bcc", "libbpf")
+
+
+_LIBBPF_MARKERS = re.compile(r'#\s*include\s*["<](?:vmlinux\.h|bpf/bpf_helpers\.h)[">]|\bSEC\s*\(')
 
 
 def detect_engine(source: str) -> str:
-    """The engine a cell's text is written for."""
-    return "bcc"
+    """The engine a cell's text is written for: libbpf if it includes ``vmlinux.h`` or libbpf's headers or uses ``SEC()``."""
+    return "libbpf" if _LIBBPF_MARKERS.search(source) else "bcc"
 
 
 def load(source: str, options: LoadOptions, *, engine: str | None = None) -> LoadedProgram:
@@ -28,4 +33,8 @@ def load(source: str, options: LoadOptions, *, engine: str | None = None) -> Loa
         from .bcc.program import BccProgram
 
         return BccProgram(source, options)
+    if engine == "libbpf":
+        from .libbpf.program import LibbpfProgram
+
+        return LibbpfProgram(source, options)
     raise ArgumentError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")

@@ -42,7 +42,8 @@ class MapSpec:
     map_flags: int
     #: The program declared it as a histogram (a slot -> count map).
     histogram: bool = False
-    #: Names of enum values by column, for fields the engine knows to be enums.
+    #: Names of enum values by column (as :func:`bpfnb.decode.columns.columns_of` names
+    #: a key's or value's fields), for fields the engine knows to be enums.
     enums: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
     @property
@@ -55,6 +56,8 @@ class MapSpec:
 class LoadOptions:
     """How to build a program from a cell, whatever the engine."""
 
+    #: The program's name (libbpf names a cell's global-variable maps after it).
+    name: str = "program"
     cflags: tuple[str, ...] = ()
     debug: int = 0
     #: Attach the functions (False loads them only).

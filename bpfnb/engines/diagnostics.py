@@ -14,24 +14,27 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 import re
+import signal
+from dataclasses import dataclass
 
 from ..errors import BpfnbError, CompileError, LoadError, PrivilegeError
 
 __all__ = [
     "SOURCE_FILE",
+    "Diagnostic",
     "cell_diagnostics",
     "compile_error",
+    "crash_report",
+    "is_crash",
     "load_error",
     "number_lines",
+    "parse_diagnostics",
     "verifier_tail",
 ]
 
-#: The pseudo-file name that ``#line`` directives give the user's source.
+#: The file name the user's source is compiled under (a real file, or a ``#line`` pseudo-file).
 SOURCE_FILE = "__bpfnb_source__"
 
-_DIAGNOSTIC = re.compile(
-    r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<kind>fatal error|error|warning|note): (?P<msg>.*)$"
-)
 _VERIFIER_LOCATION = re.compile(rf";\s*(?P<text>.*?)\s*@ {SOURCE_FILE}:(?P<line>\d+)\s*$")
 
 
@@ -51,42 +54,46 @@ def number_lines(source: str, *, first_line: int = 1) -> str:
     return "\n".join(out) + "\n"
 
 
-def _split_diagnostics(output: str) -> list[tuple[re.Match[str] | None, list[str]]]:
-    """Group clang's output into (header, following lines) blocks."""
-    blocks: list[tuple[re.Match[str] | None, list[str]]] = []
-    for line in output.splitlines():
-        match = _DIAGNOSTIC.match(line)
-        if match or not blocks:
-            blocks.append((match, [] if match else [line]))
-        else:
-            blocks[-1][1].append(line)
-    return blocks
-
-
 def cell_diagnostics(output: str) -> str:
     """clang's diagnostics about the user's own lines, numbered as the user numbers them."""
     rendered = []
-    for header, body in _split_diagnostics(output):
-        if header is None or header["file"] != SOURCE_FILE:
+    for diagnostic in parse_diagnostics(output):
+        if diagnostic.file != SOURCE_FILE:
             continue
-        rendered.append(f"line {header['line']}:{header['col']}: {header['kind']}: {header['msg']}")
-        rendered.extend(body)
+        rendered.append(f"line {diagnostic.line}:{diagnostic.column}: {diagnostic.severity}: {diagnostic.message}")
+        rendered.extend(_excerpt(diagnostic))
     return "\n".join(rendered)
+
+
+def _excerpt(diagnostic: Diagnostic) -> list[str]:
+    """The source excerpt and caret under a diagnostic, without notes about other files."""
+    lines = diagnostic.text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _LOCATED.match(line) or _UNLOCATED.match(line)), -1) + 1
+    shown = []
+    for line in lines[start:]:
+        note = _LOCATED.match(line)
+        if note and note["file"] != SOURCE_FILE:
+            break
+        shown.append(line)
+    return shown
 
 
 def compile_error(output: str, *, compiler: str = "clang") -> CompileError:
     """A :class:`CompileError` from a compiler's output: its first error and the cell line it names."""
-    details = cell_diagnostics(output)
-    errors = [h for h, _ in _split_diagnostics(output) if h is not None and h["kind"] in ("error", "fatal error")]
+    diagnostics = parse_diagnostics(output)
+    errors = [d for d in diagnostics if d.is_error]
+    details = cell_diagnostics(output) or output.strip()
     if not errors:
         return CompileError(f"{compiler} could not compile the program.", details=output.strip())
     first = errors[0]
-    where = f" (line {first['line']})" if first["file"] == SOURCE_FILE else f" (in {first['file']})"
+    if first.file == SOURCE_FILE:
+        where = f" (line {first.line})"
+    elif first.cell_line is not None:
+        where = f" (in {os.path.basename(first.file)}, included from line {first.cell_line})"
+    else:
+        where = f" (in {first.file})" if first.file else ""
     count = f"{len(errors)} errors; first: " if len(errors) > 1 else ""
-    line = int(first["line"]) if first["file"] == SOURCE_FILE else None
-    return CompileError(
-        f"the C code does not compile: {count}{first['msg']}{where}", details=details or output.strip(), line=line
-    )
+    return CompileError(f"the C code does not compile: {count}{first.message}{where}", details=details, line=first.cell_line)
 
 
 def verifier_tail(log: str, source: str, first_line: int) -> tuple[str, int | None, str]:
@@ -150,3 +157,201 @@ def load_error(function: str, err: int, log: str, *, source: str, first_line: in
         )
     reason = os.strerror(err) if err else fallback
     return LoadError(f"the kernel refused to load {function}: {reason}", errno=err, function=function)
+
+
+# -- clang's output, read ------------------------------------------------------------
+
+_LOCATED = re.compile(
+    r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<column>\d+): "
+    r"(?P<severity>fatal error|error|warning|note|remark): (?P<message>.*)$"
+)
+# Diagnostics with no location: the driver's ("clang: error: ...") or a
+# backend's ("fatal error: error in backend: ...").
+_UNLOCATED = re.compile(r"^(?:clang(?:-[\d.]+)?: )?(?P<severity>fatal error|error|warning): (?P<message>.*)$")
+_INCLUDED = re.compile(r"^(?:In file included from|\s+from) (?P<file>.+?):(?P<line>\d+):$")
+_SUMMARY = re.compile(r"^\d+ (?:warnings?|errors?)(?: and \d+ (?:warnings?|errors?))? generated\.$")
+_BACKTRACE_FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ ")
+_STACK_CONTEXT = re.compile(r"^\d+\.\t(?P<what>.*)$")
+_CRASH_MARKERS = (
+    "PLEASE submit a bug report",
+    "frontend command failed due to signal",
+    "error in backend",
+)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One diagnostic from clang.
+
+    Attributes
+    ----------
+    severity
+        ``"error"``, ``"fatal error"``, ``"warning"`` or ``"remark"``.
+    message
+        clang's message, without location.
+    file
+        The file it points into; the cell's own name for the cell.
+    line, column
+        Where in ``file``; 0 when clang gave no location.
+    cell_line
+        The cell line this diagnostic belongs to: its own line when ``file``
+        is the cell, else the cell line whose ``#include`` led to ``file``.
+    text
+        The whole block as clang printed it, with source excerpt, caret and notes.
+    """
+
+    severity: str
+    message: str
+    file: str
+    line: int
+    column: int
+    cell_line: int | None
+    text: str
+
+    @property
+    def is_error(self) -> bool:
+        """True for errors and fatal errors."""
+        return self.severity in ("error", "fatal error")
+
+
+def parse_diagnostics(stderr: str, source_name: str = SOURCE_FILE) -> list[Diagnostic]:
+    """Split clang's stderr into diagnostics.
+
+    Parameters
+    ----------
+    stderr
+        Everything clang wrote to stderr.
+    source_name
+        The file name the cell was compiled under.
+
+    Returns
+    -------
+    list of Diagnostic
+        In clang's order; ``note:`` blocks are folded into the diagnostic before them.
+    """
+    found: list[Diagnostic] = []
+    block: list[str] = []
+    head: dict[str, object] | None = None
+    included_from: int | None = None
+    include_lines: list[str] = []
+
+    def flush() -> None:
+        if head is not None:
+            found.append(Diagnostic(text="\n".join(block).rstrip(), **head))  # type: ignore[arg-type]
+
+    for raw in stderr.splitlines():
+        if _SUMMARY.match(raw) or _BACKTRACE_FRAME.match(raw):
+            continue
+        included = _INCLUDED.match(raw)
+        if included:
+            if not include_lines:
+                included_from = None
+            include_lines.append(raw)
+            if included["file"] == source_name:
+                included_from = int(included["line"])
+            continue
+        located = _LOCATED.match(raw)
+        if located and located["severity"] == "note" and head is not None:
+            block.append(raw)
+            continue
+        unlocated = None if located else _UNLOCATED.match(raw)
+        if located or unlocated:
+            flush()
+            if located:
+                in_cell = located["file"] == source_name
+                line = int(located["line"])
+                head = {
+                    "severity": located["severity"],
+                    "message": located["message"],
+                    "file": located["file"],
+                    "line": line,
+                    "column": int(located["column"]),
+                    "cell_line": line if in_cell else (included_from if include_lines else None),
+                }
+            else:
+                assert unlocated is not None
+                head = {
+                    "severity": unlocated["severity"],
+                    "message": unlocated["message"],
+                    "file": "",
+                    "line": 0,
+                    "column": 0,
+                    "cell_line": None,
+                }
+            block = [*include_lines, raw]
+            include_lines = []
+            continue
+        if head is not None:
+            block.append(raw)
+    flush()
+    return found
+
+
+def is_crash(returncode: int, stderr: str) -> bool:
+    """Whether clang died rather than reported errors.
+
+    Parameters
+    ----------
+    returncode
+        clang's exit status (negative: killed by that signal).
+    stderr
+        clang's stderr.
+
+    Returns
+    -------
+    bool
+    """
+    return returncode < 0 or returncode > 1 or any(marker in stderr for marker in _CRASH_MARKERS)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def crash_report(stderr: str, source_name: str = SOURCE_FILE) -> tuple[str, str, int | None]:
+    """clang's last words when it crashed.
+
+    Parameters
+    ----------
+    stderr
+        clang's stderr.
+    source_name
+        The file name the cell was compiled under.
+
+    Returns
+    -------
+    tuple of (str, str, int or None)
+        A one-line summary (the backend's fatal error, else the driver's last
+        error), the stderr without the machine-code backtrace frames (useless
+        to a user; clang's numbered "Stack dump" context is kept), and the cell
+        line clang was working on when it names one.
+    """
+    kept = [line for line in stderr.splitlines() if not _BACKTRACE_FRAME.match(line)]
+    summary = ""
+    for line in kept:
+        if "error in backend:" in line:
+            summary = line.split("error in backend:", 1)[1].strip()
+            break
+    if not summary:
+        driver = [match for match in map(_UNLOCATED.match, kept) if match]
+        summary = driver[-1]["message"] if driver else "clang stopped without a message"
+        status = re.search(r"exit code (\d+)", summary)
+        # Exit codes over 128 are a signal: name it (132 is SIGILL, 139 SIGSEGV).
+        if status and int(status.group(1)) > 128:
+            summary += f" ({_signal_name(int(status.group(1)) - 128)})"
+    cell_line = None
+    # The BPF backend names the line from debug info: "line 12: Invalid usage ...".
+    backend_line = re.match(r"line (\d+): ", summary)
+    if backend_line:
+        cell_line = int(backend_line.group(1))
+    where = re.compile(rf"{re.escape(source_name)}:(\d+):\d+")
+    for line in kept:
+        context = _STACK_CONTEXT.match(line)
+        if context and not context["what"].startswith("Program arguments"):
+            located = where.search(context["what"])
+            if located:
+                cell_line = int(located.group(1))
+    return summary, "\n".join(kept).strip(), cell_line

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 import re
 import resource
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..errors import PrivilegeError, SetupError
 
 __all__ = [
+    "KERNEL_BTF",
     "KernelHeaders",
     "Lockdown",
     "Mount",
@@ -33,6 +35,7 @@ __all__ = [
     "has_bpf_privileges",
     "header_notice",
     "headers_release",
+    "kernel_btf_key",
     "kernel_config",
     "kernel_version",
     "lockdown",
@@ -55,6 +58,9 @@ CAPABILITIES = {
     "CAP_PERFMON": 38,
     "CAP_BPF": 39,
 }
+
+#: Where the kernel exposes its own BTF (CONFIG_DEBUG_INFO_BTF=y).
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 
 #: Where tracefs can be found, in the order BCC and bpfnb look.
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -371,6 +377,42 @@ def clear_caches() -> None:
     _cached_headers.cache_clear()
 
 
+# -- BTF -----------------------------------------------------------------------
+
+
+def _read_btf(btf_path: Path) -> bytes:
+    try:
+        return btf_path.read_bytes()
+    except FileNotFoundError:
+        raise SetupError(
+            f"this kernel has no BTF ({btf_path} does not exist), so CO-RE programs cannot be built",
+            hint="boot a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution's is)",
+        ) from None
+    except OSError as exc:
+        raise SetupError(
+            f"cannot read the kernel's BTF at {btf_path}: {exc.strerror}",
+            hint="check the permissions of /sys/kernel/btf (it is normally world-readable)",
+        ) from exc
+
+
+@functools.lru_cache(maxsize=4)
+def kernel_btf_key(btf_path: Path = KERNEL_BTF) -> str:
+    """A short identifier of the kernel build, taken from its BTF.
+
+    Parameters
+    ----------
+    btf_path
+        The kernel BTF file.
+
+    Returns
+    -------
+    str
+        24 hex digits of the SHA-256 of the BTF. Computed once per process
+        (about 10 ms for 5 MB): the running kernel cannot change under it.
+    """
+    return hashlib.sha256(_read_btf(btf_path)).hexdigest()[:24]
+
+
 # -- limits, sysctls, BCC -------------------------------------------------------
 
 
@@ -413,7 +455,7 @@ def bcc_version() -> str:
 _passed: set[str] = set()
 
 
-def preflight(*, needs_tracefs: bool) -> None:
+def preflight(*, needs_tracefs: bool, needs_bcc: bool = True) -> None:
     """Raise if this process cannot compile, load and attach a program now.
 
     Parameters
@@ -421,6 +463,8 @@ def preflight(*, needs_tracefs: bool) -> None:
     needs_tracefs
         Whether the program attaches to tracepoints (BCC reads their format
         and ids from tracefs).
+    needs_bcc
+        Whether BCC and the kernel headers it compiles against are needed.
 
     Raises
     ------
@@ -436,7 +480,7 @@ def preflight(*, needs_tracefs: bool) -> None:
                 "use the 'eBPF (bpfnb)' kernel, which `make lab` installs (or run Python with sudo)."
             )
         _passed.add("privileges")
-    if "bcc" not in _passed:
+    if needs_bcc and "bcc" not in _passed:
         try:
             bcc_version()
         except (ImportError, OSError) as exc:
@@ -445,7 +489,7 @@ def preflight(*, needs_tracefs: bool) -> None:
                 "(or `sudo apt-get install python3-bpfcc` and make the venv see it)."
             ) from None
         _passed.add("bcc")
-    if "headers" not in _passed:
+    if needs_bcc and "headers" not in _passed:
         if not find_kernel_headers().found:
             raise SetupError(
                 f"kernel headers not found (BCC needs /lib/modules/{os.uname().release}/build): "

@@ -9,7 +9,7 @@ helper was accepted. libbpf 1.1 and Debian's bpftool only know the old wording
 and so report every helper as supported on newer kernels: that is why bpfnb
 reads the log itself.
 
-Verdicts are cached in ``~/.cache/bpfnb/`` per kernel build and lockdown state.
+Verdicts are cached (:func:`bpfnb.cache.cache_root`) per kernel build and lockdown state.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import atomic_write, cache_root
 from ..errors import PrivilegeError
 from ..kernel import libbpf as _libbpf
 from ..kernel.constants import ATTACH_TYPES, BPF_F_SLEEPABLE, PROG_TYPES
@@ -152,9 +153,8 @@ def _kernel_key() -> str:
 
 
 def _cache_path(kernel: str) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bpfnb"
     digest = hashlib.sha256(f"{_SCHEMA} {kernel}".encode()).hexdigest()[:16]
-    return base / f"helpers-{digest}.json"
+    return cache_root() / f"helpers-{digest}.json"
 
 
 def _type_problem(prog_type: str) -> str:
@@ -283,8 +283,5 @@ def kernel_verdicts(header_max: int, *, refresh: bool = False) -> KernelVerdicts
             details=_type_problem("socket_filter"),
         )
     verdicts = _probe_all(kernel, header_max)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(verdicts.__dict__, indent=1))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(verdicts.__dict__, indent=1).encode())
     return verdicts

@@ -5,30 +5,25 @@ is applied here rather than by BCC's own auto-attach, so that a failure half way
 can undo everything before it (:func:`implied_probe`).
 
 :func:`attach` returns an :class:`Attachment`. Most hooks are released by
-``BPF.cleanup()``; XDP links and socket filters are not, so their attachments
-carry their own ``undo``.
+``BPF.cleanup()``; XDP links and socket filters are bpfnb's own
+(:mod:`bpfnb.engines.links`) and carry their own ``undo``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
-import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import AttachError
-from ...kernel.constants import ATTACH_TYPES, XDP_FLAGS
-from ...kernel.libbpf import link_create
 from ..hooks import Probe, perf_event_type, require_target
+from ..links import Attachment, attach_socket_filter, attach_xdp
 from .compiler import captured_c_output
 
 if TYPE_CHECKING:
     import bcc
 
-__all__ = ["Attachment", "attach", "implied_probe"]
+__all__ = ["attach", "implied_probe"]
 
 # BCC's function-name prefixes and the probe each one means, as BCC's auto-attach reads them.
 _NAME_PREFIXES = {
@@ -50,20 +45,6 @@ def implied_probe(function: str) -> Probe | None:
             target = rest.replace("__", ":", 1) if kind == "tracepoint" else rest
             return Probe(kind, target, function)
     return None
-
-
-@dataclass
-class Attachment:
-    """A function attached to a hook; ``undo`` releases what BCC's cleanup would miss."""
-
-    probe: Probe
-    undo: Callable[[], None] | None = None
-    socket_fd: int | None = None
-
-    def release(self) -> None:
-        if self.undo is not None:
-            undo, self.undo = self.undo, None
-            undo()
 
 
 def attach(bpf: bcc.BPF, probe: Probe) -> Attachment:
@@ -147,27 +128,11 @@ def _perf_event(bpf: bcc.BPF, probe: Probe) -> Attachment:
 
 
 def _xdp(bpf: bcc.BPF, probe: Probe) -> Attachment:
-    fn = bpf.funcs[probe.function_name.encode()]
-    # A link, unlike BCC's netlink attach, ends with its fd: a killed process
-    # leaves no XDP program behind, and an existing program is never replaced.
-    try:
-        link = link_create(
-            fn.fd,
-            socket.if_nametoindex(probe.target),
-            ATTACH_TYPES["xdp"],
-            flags=XDP_FLAGS[probe.option("mode") or "auto"],
-        )
-    except OSError as exc:
-        busy = " (it already has an XDP program)" if exc.errno == errno.EBUSY else ""
-        raise AttachError(f"cannot attach XDP program {probe.function} to {probe.target}{busy}: {exc.strerror}") from None
-    return Attachment(probe, undo=lambda: os.close(link))
+    return attach_xdp(bpf.funcs[probe.function_name.encode()].fd, probe)
 
 
 def _socket_filter(bpf: bcc.BPF, probe: Probe) -> Attachment:
-    fn = bpf.funcs[probe.function_name.encode()]
-    bpf.attach_raw_socket(fn, probe.target.encode())
-    sock = fn.sock
-    return Attachment(probe, undo=lambda: os.close(sock), socket_fd=sock)
+    return attach_socket_filter(bpf.funcs[probe.function_name.encode()].fd, probe)
 
 
 _ATTACHERS: dict[str, Callable[[bcc.BPF, Probe], Attachment]] = {

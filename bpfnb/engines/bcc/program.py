@@ -17,7 +17,8 @@ from ...kernel.libbpf import num_possible_cpus
 from ..base import LoadOptions, MapSpec
 from ..diagnostics import cell_diagnostics
 from ..hooks import Probe, program_type
-from .attach import Attachment, attach, implied_probe
+from ..links import Attachment
+from .attach import attach, implied_probe
 from .compiler import compile_source, load_function
 from .module import describe_map, event_struct, function_names, named_type, table_names
 from .prelude import LOST_MAP, prelude

@@ -1,0 +1,307 @@
+"""A libbpf (CO-RE) cell compiled by clang, loaded and attached by libbpf: the engine's :class:`LoadedProgram`.
+
+Programs attach by their ``SEC()`` names, as libbpf attaches them; explicit
+hooks (``--tracepoint``, ``--uprobe``, ``--xdp``...) attach the programs they
+name instead. Kernel types come from the running kernel's BTF (``vmlinux.h``
+and CO-RE relocations), so struct reads are right on any kernel with BTF.
+Loading is all-or-nothing: any failure closes the whole object.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ...decode.btf import Btf, Kind
+from ...decode.btf_types import ctype_of, enum_columns
+from ...errors import ArgumentError, AttachError, DecodeError
+from ...kernel.constants import PERF_ATTR_FREQ, PROG_TYPES
+from ...kernel.libbpf import num_possible_cpus
+from ...kernel.perf import PerfEventAttr, online_cpus, perf_event_open
+from ..base import LoadOptions, MapSpec
+from ..diagnostics import cell_diagnostics
+from ..hooks import Probe, perf_event_type, require_target
+from ..links import Attachment, attach_socket_filter, attach_xdp
+from .bindings import BpfUprobeOpts, libbpf
+from .compiler import compile_object
+from .loader import LibbpfObject
+
+__all__ = ["INTERNAL_PREFIX", "LibbpfProgram"]
+
+#: Maps whose names start with this belong to bpfnb and are not listed.
+INTERNAL_PREFIX = "_bpfnb"
+#: A C header put before cells that use ring buffers: counts failed outputs in a map of bpfnb's.
+PRELUDE = Path(__file__).with_name("prelude.h")
+_LOST_MAP = "_bpfnb_ringbuf_lost"
+
+# Sections that name no target: their programs attach only where an option says.
+_UNTARGETED = re.compile(r"^(?:xdp|tc|classifier|action|socket|kprobe|kretprobe|uprobe|uretprobe|tracepoint|tp|"
+                         r"raw_tracepoint|raw_tp|perf_event|sk_skb|sk_msg|sk_lookup|cgroup_skb|cgroup)(?:\.\w+)?$")
+
+
+class LibbpfProgram:
+    """The libbpf engine's loaded program; see :class:`bpfnb.engines.base.LoadedProgram`."""
+
+    engine = "libbpf"
+
+    def __init__(self, source: str, options: LoadOptions) -> None:
+        from ...kernel.environment import preflight
+
+        preflight(needs_tracefs=False, needs_bcc=False)
+        self.source = source
+        self.first_line = options.first_line
+        flags = [*options.cflags, *_prelude_flags(source)]
+        compiled = compile_object(source, cflags=flags, first_line=options.first_line)
+        self.warnings = cell_diagnostics("\n".join(d.text for d in compiled.warnings))
+        self.log = self.warnings
+        self.cached = compiled.cached
+        self._object = LibbpfObject.open(compiled.data, _object_name(options.name))
+        self._attachments: list[Attachment] = []
+        self._probes: list[Probe] = []
+        try:
+            self._start(options.probes, options.attach)
+        except BaseException:
+            self.release()
+            raise
+
+    def _start(self, probes: Sequence[Probe], attach_them: bool) -> None:
+        resolved = self._resolve(probes)
+        for function in {p.function_name for p in resolved}:
+            self._object.set_autoattach(function, False)
+        self._object.load()
+        self.log = "".join(m.text for m in self._object.messages if m.level != "debug") + self.warnings
+        if not attach_them:
+            return
+        for name in self._object.attach_all():
+            self._probes.append(Probe("section", self._object.programs[name].section, name))
+        for probe in resolved:
+            self._attach(probe)
+
+    def _resolve(self, probes: Sequence[Probe]) -> list[Probe]:
+        """Explicit probes with their functions filled in (the one program without a target, if unnamed)."""
+        programs = self._object.programs
+        untargeted = [name for name, p in programs.items() if _UNTARGETED.match(p.section)]
+        resolved = []
+        for probe in probes:
+            if probe.function is None:
+                if len(untargeted) != 1:
+                    raise AttachError(
+                        f"which program should attach to {probe.kind} {probe.target}? "
+                        f"Write {probe.target}=FUNCTION (programs without a target: {', '.join(untargeted) or 'none'})."
+                    )
+                probe = probe.with_function(untargeted[0])
+            elif probe.function not in programs:
+                raise AttachError(
+                    f"the cell has no program {probe.function!r} to attach to {probe.kind} {probe.target}.",
+                    hint=f"Its programs are: {', '.join(programs) or 'none'}.",
+                )
+            resolved.append(probe)
+        return resolved
+
+    def _attach(self, probe: Probe) -> None:
+        require_target(probe)
+        function = probe.function_name
+        if probe.kind == "xdp":
+            self._attachments.append(attach_xdp(self._object.program_fd(function), probe))
+        elif probe.kind == "socket_filter":
+            self._attachments.append(attach_socket_filter(self._object.program_fd(function), probe))
+        elif probe.kind == "perf_event":
+            self._attach_perf_event(probe)
+        else:
+            self._object.attach_with(function, _LINKERS[probe.kind](probe), key=f"{function}@{probe}")
+        self._probes.append(probe)
+
+    def _attach_perf_event(self, probe: Probe) -> None:
+        ev_type, config = perf_event_type(probe.target)
+        period = probe.int_option("period", 0)
+        freq = probe.int_option("freq", 0) or (0 if period else 99)
+        cpu = probe.int_option("cpu", -1)
+        for each in [cpu] if cpu >= 0 else online_cpus():
+            attr = PerfEventAttr(
+                type=ev_type, config=config, sample_period=freq or period, flags=PERF_ATTR_FREQ if freq else 0
+            )
+            fd = perf_event_open(attr, pid=probe.int_option("pid", -1), cpu=each)
+            # The link owns the perf event from here on: libbpf closes it with the link.
+            self._object.attach_with(
+                probe.function_name,
+                functools.partial(_attach_perf_event, perf_fd=fd),
+                key=f"{probe.function_name}@{probe}#{each}",
+            )
+
+    # -- what it holds ------------------------------------------------------------
+
+    @property
+    def functions(self) -> list[str]:
+        return list(self._object.programs)
+
+    @property
+    def attachments(self) -> list[Probe]:
+        return [] if self._object.closed else list(self._probes)
+
+    @property
+    def sockets(self) -> dict[str, int]:
+        return {a.probe.function_name: a.socket_fd for a in self._attachments if a.socket_fd is not None}
+
+    def loaded_functions(self) -> dict[str, list[str]]:
+        return {name: [p.section] for name, p in self._object.programs.items() if p.fd >= 0}
+
+    def map_names(self) -> list[str]:
+        return [name for name in self._object.maps if not name.startswith(INTERNAL_PREFIX)]
+
+    def map_spec(self, name: str) -> MapSpec:
+        if name not in self.map_names():
+            raise KeyError(name)
+        info = self._object.maps[name]
+        return MapSpec(
+            name=name,
+            type_id=info.map_type,
+            fd=info.fd,
+            key_type=info.key_type if info.key_size else None,
+            value_type=info.value_type if info.value_size else None,
+            max_entries=info.max_entries,
+            key_size=info.key_size,
+            value_size=info.value_size,
+            map_flags=info.map_flags,
+            enums=enum_columns(info.key_type) | enum_columns(info.value_type),
+        )
+
+    def function_fd(self, function: str) -> int | None:
+        program = self._object.programs.get(function)
+        return None if program is None or program.fd < 0 else program.fd
+
+    def load_function(self, function: str, prog_type: str) -> int:
+        program = self._object.programs.get(function)
+        if program is None:
+            raise ArgumentError(f"the cell has no program {function!r} (its programs: {', '.join(self.functions)})")
+        if program.prog_type != PROG_TYPES[prog_type]:
+            raise ArgumentError(
+                f'{function} is a {program.type_name} program (SEC("{program.section}")), not {prog_type}',
+                hint=f"run it as {program.type_name}, or give it a section of that type",
+            )
+        return program.fd
+
+    def event_type(self, buffer: str, type_name: str | None = None) -> type:
+        btf = self._object.btf
+        name = type_name or _event_type_name(self.source, buffer)
+        if name is None:
+            raise DecodeError(
+                f"cannot tell which C type the program sends to {buffer!r}",
+                hint='name it: prog.stream(name, type="struct event")',
+            )
+        return _named_type(btf, name)
+
+    def loss_counter(self) -> tuple[int, int] | None:
+        counter = self._object.maps.get(_LOST_MAP)
+        return None if counter is None else (counter.fd, num_possible_cpus())
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def release(self) -> None:
+        for attachment in reversed(self._attachments):
+            attachment.release()
+        self._attachments.clear()
+        self._object.close()
+
+
+def _object_name(name: str) -> str:
+    # libbpf names a cell's global-variable maps "<object>.bss": keep it short and plain.
+    return re.sub(r"\W", "_", name)[:8] or "cell"
+
+
+def _prelude_flags(source: str) -> list[str]:
+    """Put bpfnb's ring-buffer loss counting before cells that use ring buffers with vmlinux.h."""
+    if "ringbuf" in source and re.search(r'#\s*include\s*"vmlinux\.h"', source):
+        return ["-include", str(PRELUDE)]
+    return []
+
+
+def _attach_perf_event(handle: int, *, perf_fd: int) -> int | None:
+    link: int | None = libbpf().bpf_program__attach_perf_event(handle, perf_fd)
+    return link
+
+
+def _link_tracepoint(probe: Probe) -> Callable[[int], int | None]:
+    category, _, event = probe.target.partition(":")
+    return lambda handle: libbpf().bpf_program__attach_tracepoint(handle, category.encode(), event.encode())
+
+
+def _link_raw_tracepoint(probe: Probe) -> Callable[[int], int | None]:
+    return lambda handle: libbpf().bpf_program__attach_raw_tracepoint(handle, probe.target.encode())
+
+
+def _link_kprobe(probe: Probe) -> Callable[[int], int | None]:
+    retprobe = probe.kind == "kretprobe"
+    return lambda handle: libbpf().bpf_program__attach_kprobe(handle, retprobe, probe.target.encode())
+
+
+def _link_uprobe(probe: Probe) -> Callable[[int], int | None]:
+    binary, _, symbol = probe.target.rpartition(":")
+    path = _library_path(binary)
+    opts = BpfUprobeOpts(sz=ctypes.sizeof(BpfUprobeOpts), retprobe=probe.kind == "uretprobe", func_name=symbol.encode())
+    pid = probe.int_option("pid", -1)
+    return lambda handle: libbpf().bpf_program__attach_uprobe_opts(handle, pid, path.encode(), 0, ctypes.byref(opts))
+
+
+_LINKERS: dict[str, Callable[[Probe], Callable[[int], int | None]]] = {
+    "tracepoint": _link_tracepoint,
+    "raw_tracepoint": _link_raw_tracepoint,
+    "kprobe": _link_kprobe,
+    "kretprobe": _link_kprobe,
+    "uprobe": _link_uprobe,
+    "uretprobe": _link_uprobe,
+}
+
+
+def _library_path(binary: str) -> str:
+    """A path for ``binary``: as given, or a library name such as ``c`` found the way the loader finds it."""
+    import ctypes.util
+    import shutil
+
+    if "/" in binary:
+        return binary
+    found = ctypes.util.find_library(binary)
+    if found:
+        for directory in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"):
+            candidate = Path(directory, found)
+            if candidate.exists():
+                return str(candidate)
+    program = shutil.which(binary)
+    if program:
+        return program
+    raise AttachError(f"no program or library {binary!r} found for a uprobe", hint="give its full path")
+
+
+# Where cells say which type they send to a buffer: reserve(&rb, sizeof(T)),
+# output(&rb, &var, ...) and perf_event_output(ctx, &rb, flags, &var, ...).
+_RESERVE = r"bpf_ringbuf_reserve\s*\(\s*&\s*{name}\s*,\s*sizeof\s*\(\s*(?P<expr>[^)]+?)\s*\)"
+_OUTPUT = r"bpf_ringbuf_output\s*\(\s*&\s*{name}\s*,\s*&?\s*(?P<expr>\w+)"
+_PERF_OUTPUT = r"bpf_perf_event_output\s*\(\s*\w+\s*,\s*&\s*{name}\s*,\s*[^,]+,\s*&?\s*(?P<expr>\w+)"
+
+
+def _event_type_name(source: str, buffer: str) -> str | None:
+    """The C type a cell sends to ``buffer``, read from its reserve/output calls."""
+    for pattern in (_RESERVE, _OUTPUT, _PERF_OUTPUT):
+        found = re.search(pattern.format(name=re.escape(buffer)), source)
+        if found is None:
+            continue
+        expr = found["expr"].strip()
+        if expr.startswith(("struct ", "union ")) or re.fullmatch(r"\w+_t", expr):
+            return expr
+        variable = expr.lstrip("*").strip()
+        declared = re.search(rf"((?:struct|union)\s+\w+|\w+)\s*\*?\s*\b{re.escape(variable)}\s*[;=\[]", source)
+        if declared:
+            return declared[1]
+    return None
+
+
+def _named_type(btf: Btf, name: str) -> type:
+    """The ctypes type of ``struct x``, ``union x`` or typedef ``x`` in the object's BTF."""
+    keyword, _, bare = name.strip().rpartition(" ")
+    kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "": Kind.TYPEDEF}
+    found = btf.find(bare, kinds.get(keyword, Kind.STRUCT))
+    if not found:
+        raise DecodeError(f"the program's BTF has no type {name!r}", hint="name a struct the cell declares and uses")
+    return ctype_of(btf, found[0])
