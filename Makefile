@@ -51,7 +51,8 @@ test: setup
 
 setup: kernelspec
 
-# Debian/Ubuntu packages: BCC for Debian's python3, bpftool, iproute2, venv,
+# Debian/Ubuntu packages: BCC for Debian's python3, bpftool, clang and libbpf's
+# headers (CO-RE cells: clang-14 shares its LLVM with BCC), iproute2, venv,
 # sudo (the non-root kernel launcher runs through it), gcc (tests build small
 # workloads), chromium (the browser tests drive it; Playwright downloads no
 # browser) and kernel headers.
@@ -71,7 +72,7 @@ packages:
 	available() { apt-cache show --no-all-versions "$$1" >/dev/null 2>&1; }
 	exact=linux-headers-$$(uname -r)
 	missing=""
-	for p in python3-bpfcc libbpfcc $$tools iproute2 python3-venv sudo gcc chromium; do
+	for p in python3-bpfcc libbpfcc $$tools clang-14 libbpf-dev iproute2 python3-venv sudo gcc chromium; do
 	    installed "$$p" || missing="$$missing $$p"
 	done
 	# Headers: the running kernel's own package when there is one, else the
