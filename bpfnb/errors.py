@@ -8,6 +8,7 @@
     ├── AttachError       a loaded program could not be attached to its hook
     ├── PrivilegeError    the process may not use bpf() or perf events
     ├── SetupError        a precondition is missing: headers, tracefs, BCC
+    ├── LayoutError       the headers place a kernel field the cell reads elsewhere than the kernel does
     ├── DecodeError       bytes from the kernel do not fit the declared type
     └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
 
@@ -26,6 +27,7 @@ __all__ = [
     "BpfnbError",
     "CompileError",
     "DecodeError",
+    "LayoutError",
     "LoadError",
     "NoSuchMapError",
     "PrivilegeError",
@@ -112,6 +114,13 @@ class LoadError(BpfnbError):
 class AttachError(BpfnbError):
     """A program loaded but could not be attached to its hook."""
 
+    def __init__(
+        self, message: str, *, hint: str = "", details: str = "", hook: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        #: ``(kind, target)`` of the hook that refused, e.g. ``("xdp", "veth0")``.
+        self.hook = hook
+
 
 class PrivilegeError(BpfnbError):
     """The process lacks the privileges bpf() and perf events need."""
@@ -125,6 +134,10 @@ class SetupError(BpfnbError):
 
     def __init__(self, message: str, *, hint: str = "", details: str = "") -> None:
         super().__init__(message, hint=hint or _DOCTOR_HINT, details=details)
+
+
+class LayoutError(BpfnbError):
+    """A BCC cell reads a kernel struct field the installed headers place elsewhere than the running kernel."""
 
 
 class DecodeError(BpfnbError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import html
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,7 +66,8 @@ class Program:
     name : str, optional
         How displays and ``%bpf ls`` call it. Defaults to ``"program"``.
     engine : str, optional
-        ``"bcc"``; by default the engine the source is written for.
+        ``"bcc"`` or ``"libbpf"``; by default the engine the source is written
+        for (libbpf for cells that include ``vmlinux.h`` or use ``SEC()``).
     cflags : sequence of str, optional
         Extra flags for clang, such as ``["-DMAX=10"]``.
     debug : int, optional
@@ -77,6 +79,10 @@ class Program:
     first_line : int, optional
         The number of the source's first line in error messages (2 in a
         ``%%bpf`` cell, whose first line is the magic). Default 1.
+    trust_headers : bool, optional
+        Load a BCC cell even when it reads kernel struct fields that the
+        installed headers place elsewhere than the running kernel (it would
+        read wrong values). Default False: such a cell is refused.
 
     Examples
     --------
@@ -102,11 +108,13 @@ class Program:
         attach: bool = True,
         probes: Sequence[Probe] = (),
         first_line: int = 1,
+        trust_headers: bool = False,
     ) -> None:
         self.name = name or "program"
         options = _load_options(
             source, name=self.name, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line
         )
+        options = dataclasses.replace(options, trust_headers=bool(trust_headers))
         self.source = source
         #: The number error messages give the source's first line.
         self.first_line = first_line

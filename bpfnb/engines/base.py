@@ -66,6 +66,8 @@ class LoadOptions:
     probes: tuple[Probe, ...] = ()
     #: The number error messages give the source's first line.
     first_line: int = 1
+    #: Load BCC cells whose kernel struct reads the headers place elsewhere than the kernel.
+    trust_headers: bool = False
 
 
 class Resource(Protocol):

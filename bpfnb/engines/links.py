@@ -49,7 +49,10 @@ def attach_xdp(prog_fd: int, probe: Probe) -> Attachment:
         )
     except OSError as exc:
         busy = " (it already has an XDP program)" if exc.errno == errno.EBUSY else ""
-        raise AttachError(f"cannot attach XDP program {probe.function} to {probe.target}{busy}: {exc.strerror}") from None
+        raise AttachError(
+            f"cannot attach XDP program {probe.function} to {probe.target}{busy}: {exc.strerror}",
+            hook=(probe.kind, probe.target),
+        ) from None
     return Attachment(probe, undo=lambda: os.close(link))
 
 

@@ -63,6 +63,13 @@ def libbpf() -> ctypes.CDLL:
     # Attaching raw tracepoints, tp_btf and fentry programs (doctor's probes).
     lib.bpf_raw_tracepoint_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
     lib.bpf_raw_tracepoint_open.restype = ctypes.c_int
+    # BTF of loaded programs (the BCC engine checks the struct layouts it used).
+    lib.btf__load_from_kernel_by_id.argtypes = [ctypes.c_uint32]
+    lib.btf__load_from_kernel_by_id.restype = ctypes.c_void_p
+    lib.btf__free.argtypes = [ctypes.c_void_p]
+    lib.btf__free.restype = None
+    lib.btf__raw_data.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    lib.btf__raw_data.restype = ctypes.c_void_p
     # Map reading and writing in bulk (maps as DataFrames).
     for fn, args in {
         "bpf_map_lookup_batch": [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p],
@@ -290,6 +297,7 @@ def _found(result: int, what: str) -> bool:
 
 
 class _ProgInfoHead(ctypes.Structure):
+    # struct bpf_prog_info up to btf_id; the kernel fills what fits.
     _fields_ = [
         ("type", ctypes.c_uint32),
         ("id", ctypes.c_uint32),
@@ -303,17 +311,47 @@ class _ProgInfoHead(ctypes.Structure):
         ("nr_map_ids", ctypes.c_uint32),
         ("map_ids", ctypes.c_uint64),
         ("name", ctypes.c_char * 16),
+        ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32),
+        ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64),
+        ("jited_func_lens", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
     ]
+
+
+def _prog_info(fd: int) -> _ProgInfoHead:
+    info = _ProgInfoHead()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
+    return info
+
+
+def prog_btf(fd: int) -> bytes | None:
+    """The raw BTF the program behind ``fd`` was loaded with, or None if it has none."""
+    btf_id = _prog_info(fd).btf_id
+    if not btf_id:
+        return None
+    lib = libbpf()
+    btf = lib.btf__load_from_kernel_by_id(btf_id)
+    if not btf:
+        return None
+    try:
+        size = ctypes.c_uint32()
+        raw = lib.btf__raw_data(btf, ctypes.byref(size))
+        return ctypes.string_at(raw, size.value)
+    finally:
+        lib.btf__free(btf)
 
 
 def prog_name_by_id(prog_id: int) -> str:
     """The name the kernel keeps for program ``prog_id`` (first 15 bytes of it)."""
     fd = check(libbpf().bpf_prog_get_fd_by_id(prog_id), f"program {prog_id}")
     try:
-        info = _ProgInfoHead()
-        size = ctypes.c_uint32(ctypes.sizeof(info))
-        check(libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
-        return bytes(info.name).decode(errors="replace")
+        return bytes(_prog_info(fd).name).decode(errors="replace")
     finally:
         os.close(fd)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
@@ -52,18 +51,7 @@ class BpfnbMagics(Magics):
     @cell_magic("bpf")  # type: ignore[arg-type]
     def bpf_cell(self, line: str, cell: str) -> Program:
         options = _parsed(parse_cell_options, line)
-        notice = self.session.header_notice()
-        if notice:
-            print(notice, file=sys.stderr)
-        program = self.session.load(
-            options.name,
-            cell,
-            cflags=options.cflags,
-            debug=options.debug,
-            attach=options.attach,
-            probes=options.probes,
-            first_line=_FIRST_CODE_LINE,
-        )
+        program = self.session.load(options, cell, first_line=_FIRST_CODE_LINE)
         if options.debug and program.log:
             print(program.log)
         assert self.shell is not None, "a magic runs in a shell"

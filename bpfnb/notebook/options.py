@@ -8,14 +8,21 @@
 from __future__ import annotations
 
 import argparse
+import builtins
+import keyword
 import shlex
 from dataclasses import dataclass
 from typing import NoReturn
 
+from ..engines import ENGINES
 from ..engines.bcc.compiler import DEBUG_FLAGS, parse_debug_flags
 from ..engines.hooks import PROBE_KINDS, Probe
 
 __all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_cell_options", "parse_command"]
+
+
+#: Names a cell may not take: they would hide Python's builtins or IPython's own names.
+_RESERVED = frozenset(dir(builtins)) | {"get_ipython", "In", "Out", "exit", "quit", "bpfnb"}
 
 
 class OptionsError(ValueError):
@@ -39,6 +46,8 @@ class CellOptions:
     debug: int = 0
     attach: bool = True
     probes: tuple[Probe, ...] = ()
+    engine: str | None = None
+    trust_headers: bool = False
 
 
 _PROBE_HELP = {
@@ -58,11 +67,13 @@ _PROBE_HELP = {
 def _cell_parser() -> _Parser:
     parser = _Parser(
         prog="%%bpf",
-        description="Compile the cell's C code with BCC, load it into the kernel, attach it, and bind NAME "
-        "to the resulting bpfnb.Program. Functions named kprobe__X, tracepoint__CAT__EVENT, "
-        "raw_tracepoint__X (or written with TRACEPOINT_PROBE and friends) attach by themselves; "
-        "the options below attach the others. FN may be left out when one function is left. "
-        "Running the cell again replaces the program.",
+        description="Compile the cell's C code, load it into the kernel, attach it, and bind NAME to the "
+        "resulting bpfnb.Program. Cells that include \"vmlinux.h\" or use SEC() are built with libbpf "
+        "(CO-RE: kernel types from the running kernel's BTF) and attach by their SEC names; other cells "
+        "with BCC, where functions named kprobe__X, tracepoint__CAT__EVENT, raw_tracepoint__X (or written "
+        "with TRACEPOINT_PROBE and friends) attach by themselves. The options below attach the others. "
+        "FN may be left out when one function is left. Running the cell again replaces the program once "
+        "the new one is loaded; if it fails, the old one keeps running.",
         add_help=False,
     )
     parser.add_argument("name", help="the notebook variable to bind the program to")
@@ -74,6 +85,13 @@ def _cell_parser() -> _Parser:
         "'bpf' prints the verifier's log",
     )
     parser.add_argument("--no-attach", action="store_true", help="load the functions without attaching them")
+    parser.add_argument("--engine", choices=ENGINES, default=None, help="build the cell with this engine")
+    parser.add_argument(
+        "--trust-headers",
+        action="store_true",
+        help="BCC cells: load even when the installed kernel headers place a kernel struct field the cell reads "
+        "elsewhere than the running kernel does (the reads would be wrong)",
+    )
     for kind in PROBE_KINDS:
         parser.add_argument(
             f"--{kind.replace('_', '-')}",
@@ -89,15 +107,23 @@ def _cell_parser() -> _Parser:
 def parse_cell_options(line: str) -> CellOptions:
     """Parse what follows ``%%bpf`` on a cell's first line."""
     args = _cell_parser().parse_args(_attach_cflags(_split(line)))
-    if not args.name.isidentifier():
+    if not args.name.isidentifier() or keyword.iskeyword(args.name):
         raise OptionsError(f"%%bpf: {args.name!r} cannot name a notebook variable")
+    if args.name in _RESERVED or args.name.startswith("_"):
+        raise OptionsError(f"%%bpf: {args.name!r} would hide Python's or IPython's own {args.name}: choose another name")
     try:
         probes = tuple(Probe.parse(kind, spec) for kind in PROBE_KINDS for spec in getattr(args, kind))
         debug = parse_debug_flags(args.debug)
     except ValueError as exc:
         raise OptionsError(f"%%bpf: {exc}") from None
     return CellOptions(
-        name=args.name, cflags=tuple(_split(args.cflags)), debug=debug, attach=not args.no_attach, probes=probes
+        name=args.name,
+        cflags=tuple(_split(args.cflags)),
+        debug=debug,
+        attach=not args.no_attach,
+        probes=probes,
+        engine=args.engine,
+        trust_headers=args.trust_headers,
     )
 
 

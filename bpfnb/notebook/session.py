@@ -2,41 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ..display import html as _html
-from ..engines.hooks import Probe
+from ..errors import AttachError, BpfnbError
 from ..program import Program
+from .options import CellOptions
 
 __all__ = ["Session", "SessionListing"]
 
 
 class Session:
-    """Named programs; loading a name again first detaches the program it named."""
+    """Named programs; loading a name again replaces the program it named once the new one works."""
 
     def __init__(self) -> None:
         self.programs: dict[str, Program] = {}
-        self._header_notice_given = False
 
-    def load(
-        self,
-        name: str,
-        source: str,
-        *,
-        cflags: Sequence[str] = (),
-        debug: int = 0,
-        attach: bool = True,
-        probes: Sequence[Probe] = (),
-        first_line: int = 1,
-    ) -> Program:
-        """Replace the program called ``name`` by one built from ``source``."""
-        self.detach(name)
-        program = Program(
-            source, name=name, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line
-        )
-        self.programs[name] = program
+    def load(self, options: CellOptions, source: str, *, first_line: int = 1) -> Program:
+        """Replace the program called ``options.name`` by one built from ``source``.
+
+        The old program keeps running until the new one has loaded and
+        attached; if the new one fails, the old one (its maps, streams and
+        plots) is kept and the error says so. Only a new program that needs
+        a hook the old one holds (an XDP device) waits for the old one to go.
+        """
+        old = self.programs.get(options.name)
+        try:
+            program = self._build(options, source, first_line)
+        except AttachError as exc:
+            if old is None or not _holds_hook_of(old, exc):
+                raise _kept(exc, old)
+            self.detach(options.name)
+            program = self._build(options, source, first_line)
+        except BpfnbError as exc:
+            raise _kept(exc, old) from None
+        if old is not None and old is not program:
+            old.detach()
+        self.programs[options.name] = program
         return program
+
+    @staticmethod
+    def _build(options: CellOptions, source: str, first_line: int) -> Program:
+        return Program(
+            source,
+            name=options.name,
+            engine=options.engine,
+            cflags=options.cflags,
+            debug=options.debug,
+            attach=options.attach,
+            probes=options.probes,
+            first_line=first_line,
+            trust_headers=options.trust_headers,
+        )
 
     def detach(self, name: str) -> bool:
         """Detach the program called ``name``; False if there is none."""
@@ -52,15 +69,6 @@ class Session:
         for name in names:
             self.detach(name)
         return names
-
-    def header_notice(self) -> str | None:
-        """The headers-mismatch notice, the first time it is asked for in this session only."""
-        if self._header_notice_given:
-            return None
-        from ..kernel.environment import header_notice
-
-        self._header_notice_given = True
-        return header_notice()
 
     def listing(self) -> SessionListing:
         """What ``%bpf ls`` shows: programs, their hooks, maps and running resources."""
@@ -102,3 +110,16 @@ class SessionListing:
 
 def _describe(resource: Any) -> str:
     return repr(resource).splitlines()[0]
+
+
+def _holds_hook_of(program: Program, error: AttachError) -> bool:
+    """Whether ``error`` comes from a hook ``program`` holds and cannot share (an XDP device)."""
+    return error.hook is not None and any((p.kind, p.target) == error.hook for p in program.attachments)
+
+
+def _kept(error: BpfnbError, old: Program | None) -> BpfnbError:
+    """``error``, saying that the program the cell made before still runs."""
+    if old is not None and not old.closed:
+        kept = f"The cell's previous program {old.name!r} is still loaded and running, with its maps, streams and plots."
+        error.hint = f"{error.hint} {kept}".strip()
+    return error

@@ -32,6 +32,12 @@ def test_every_option():
     assert len(options.probes) == 9
 
 
+def test_engine_and_trusted_headers():
+    options = parse_cell_options("p --engine libbpf --trust-headers")
+    assert (options.engine, options.trust_headers) == ("libbpf", True)
+    assert (parse_cell_options("p").engine, parse_cell_options("p").trust_headers) == (None, False)
+
+
 @pytest.mark.parametrize("line", ["p --cflags -DX=1", "p --cflags=-DX=1", 'p --cflags "-DX=1"'])
 def test_cflags_may_start_with_a_dash(line):
     assert parse_cell_options(line).cflags == ("-DX=1",)
@@ -57,6 +63,11 @@ def test_repeatable_probes_keep_their_order():
         ("p --debug loud", "unknown debug flag 'loud'"),
         ("p --cflags '-DX", "cannot split"),
         ("p --nope", "unrecognized arguments: --nope"),
+        ("class", "cannot name a notebook variable"),
+        ("print", "would hide Python's or IPython's own print"),
+        ("get_ipython", "would hide Python's or IPython's own get_ipython"),
+        ("_private", "would hide"),
+        ("p --engine clang", "invalid choice: 'clang'"),
     ],
 )
 def test_bad_lines_say_what_is_wrong(line, message):

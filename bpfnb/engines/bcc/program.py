@@ -20,6 +20,7 @@ from ..hooks import Probe, program_type
 from ..links import Attachment
 from .attach import attach, implied_probe
 from .compiler import compile_source, load_function
+from .layouts import check_layouts
 from .module import describe_map, event_struct, function_names, named_type, table_names
 from .prelude import LOST_MAP, prelude
 
@@ -48,6 +49,12 @@ class BccProgram:
         )
         self.warnings = cell_diagnostics(self.log)
         self._attachments: list[Attachment] = []
+        if not options.trust_headers:
+            try:
+                check_layouts(source, first_line=options.first_line, cflags=options.cflags)
+            except BaseException:
+                self.bpf.cleanup()
+                raise
         self._loaded: dict[str, list[str]] = {}
         self._released = False
         try:

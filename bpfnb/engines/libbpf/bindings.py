@@ -106,7 +106,6 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__btf_value_type_id": (_u32, [_vp]),
     "bpf_map__is_internal": (_c.c_bool, [_vp]),
     "bpf_map__set_initial_value": (_int, [_vp, _vp, _size]),
-    "btf__raw_data": (_vp, [_vp, _c.POINTER(_u32)]),
 }  # fmt: skip
 
 
