@@ -1,4 +1,4 @@
-"""Completions for ``%%bpf`` cells: helpers, BCC macros, map methods, tracepoints and their fields.
+"""Completions for ``%%bpf`` cells: helpers, macros, map methods, SEC names, tracepoints and their fields.
 
 ``complete(cell, cursor)`` is pure apart from reading the uapi header and tracefs
 (both through callables that tests can replace); the magic hooks it into
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import BpfnbError
 
-__all__ = ["BCC_MACROS", "MAP_METHODS", "Completions", "complete", "declared_maps"]
+__all__ = ["BCC_MACROS", "LIBBPF_MACROS", "MAP_METHODS", "Completions", "complete", "declared_maps"]
 
 #: The declaration and probe macros of BCC's ``helpers.h`` that users write.
 BCC_MACROS = (
@@ -29,6 +29,21 @@ BCC_MACROS = (
     "PT_REGS_PARM1", "PT_REGS_PARM2", "PT_REGS_PARM3", "PT_REGS_PARM4", "PT_REGS_PARM5", "PT_REGS_PARM6",
     "PT_REGS_RC", "PT_REGS_IP", "PT_REGS_SP", "PT_REGS_FP",
     "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_F_CURRENT_CPU",
+)  # fmt: skip
+
+#: What libbpf cells write from libbpf's headers: CO-RE reads, program and map declarations.
+LIBBPF_MACROS = (
+    "BPF_CORE_READ", "BPF_CORE_READ_INTO", "BPF_CORE_READ_STR_INTO", "BPF_CORE_READ_USER",
+    "BPF_CORE_READ_USER_INTO", "BPF_PROBE_READ", "BPF_PROBE_READ_INTO", "bpf_core_field_exists",
+    "bpf_core_field_size", "bpf_core_field_offset", "bpf_core_type_exists", "bpf_core_type_size",
+    "bpf_core_enum_value", "bpf_core_enum_value_exists", "bpf_core_read", "bpf_core_read_str",
+    "BPF_PROG", "BPF_KPROBE", "BPF_KRETPROBE", "BPF_UPROBE", "BPF_URETPROBE", "BPF_KSYSCALL", "SEC",
+    "__uint", "__type", "__array", "__always_inline", "bpf_printk", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST",
+    "BPF_F_CURRENT_CPU", "BPF_MAP_TYPE_HASH", "BPF_MAP_TYPE_ARRAY", "BPF_MAP_TYPE_PERCPU_HASH",
+    "BPF_MAP_TYPE_PERCPU_ARRAY", "BPF_MAP_TYPE_LRU_HASH", "BPF_MAP_TYPE_RINGBUF", "BPF_MAP_TYPE_PERF_EVENT_ARRAY",
+    "BPF_MAP_TYPE_STACK_TRACE", "BPF_MAP_TYPE_QUEUE", "BPF_MAP_TYPE_STACK", "BPF_MAP_TYPE_LPM_TRIE",
+    "BPF_MAP_TYPE_PROG_ARRAY", "BPF_MAP_TYPE_SOCKMAP", "BPF_MAP_TYPE_SOCKHASH", "BPF_MAP_TYPE_SK_STORAGE",
+    "BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE", "BPF_MAP_TYPE_INODE_STORAGE",
 )  # fmt: skip
 
 _HASH = ("lookup", "lookup_or_try_init", "update", "insert", "delete", "increment", "atomic_increment")
@@ -77,6 +92,8 @@ _TABLE_KIND = {
 }  # fmt: skip
 
 _DECLARATION = re.compile(r"\b(BPF_[A-Z_]+)\s*\(([^;{}]*?)\)\s*;")
+# A BTF-defined map: struct { __uint(type, BPF_MAP_TYPE_X); ... } name SEC(".maps");
+_BTF_MAP = re.compile(r"__uint\s*\(\s*type\s*,\s*BPF_MAP_TYPE_(\w+)\s*\)[^}]*\}\s*(\w+)\s+SEC\s*\(\s*\"\.maps\"")
 
 
 def _arguments(text: str) -> list[str]:
@@ -84,8 +101,8 @@ def _arguments(text: str) -> list[str]:
 
 
 def declared_maps(cell: str) -> dict[str, str]:
-    """``{map name: kind}`` for the BCC map declarations in ``cell`` (kind ``""`` if unknown)."""
-    maps: dict[str, str] = {}
+    """``{map name: kind}`` for the map declarations in ``cell``, BCC's and libbpf's (kind ``""`` if unknown)."""
+    maps: dict[str, str] = {name: _TABLE_KIND.get(kind.lower(), "") for kind, name in _BTF_MAP.findall(cell)}
     for macro, args_text in _DECLARATION.findall(cell):
         args = _arguments(args_text)
         if macro.startswith(("BPF_TABLE", "BPF_F_TABLE")):
@@ -142,6 +159,31 @@ def _tracepoint_fields(name: str) -> Sequence[str]:
         return ()
 
 
+@functools.lru_cache(maxsize=1)
+def _section_names() -> tuple[str, ...]:
+    from ..engines.libbpf.explain import known_sections
+
+    try:
+        # libbpf lists "kprobe+" for SEC("kprobe") and SEC("kprobe/<target>").
+        return tuple(name.rstrip("+") for name in known_sections())
+    except BpfnbError:
+        return ()
+
+
+def _in_section(prefix: str, cursor: int, tracepoint_names: Callable[[], Sequence[str]]) -> Completions:
+    """Inside ``SEC("...``: a section name, or a tracepoint after ``tracepoint/``, ``tp_btf/``, ``raw_tp/``."""
+    kind, slash, target = prefix.partition("/")
+    if slash and kind in ("tracepoint", "tp"):
+        category, slash, event = target.partition("/")
+        names = tracepoint_names()
+        if slash:
+            return _result(event, cursor, (n.partition(":")[2] for n in names if n.startswith(category + ":")), "tracepoint")
+        return _result(category, cursor, (n.partition(":")[0] for n in names), "tracepoint category")
+    if slash and kind in ("tp_btf", "raw_tp", "raw_tracepoint"):
+        return _result(target, cursor, (n.partition(":")[2] for n in tracepoint_names()), "tracepoint")
+    return _result(prefix, cursor, _section_names(), "section")
+
+
 def _result(prefix: str, cursor: int, candidates: Iterable[str], kind: str) -> Completions:
     matches = tuple(sorted({c for c in candidates if c.startswith(prefix)}))
     return Completions(cursor - len(prefix), cursor, matches, kind if matches else "")
@@ -157,14 +199,17 @@ def complete(
 ) -> Completions:
     """Completions at ``cursor`` (an offset into ``cell``; the end by default).
 
-    In order: a tracepoint category or event inside ``TRACEPOINT_PROBE(`` and
+    In order: a section name (or its tracepoint) inside ``SEC("``; a
+    tracepoint category or event inside ``TRACEPOINT_PROBE(`` and
     ``RAW_TRACEPOINT_PROBE(``; the fields of the enclosing tracepoint after
     ``args->``; the methods of a map declared in the cell after ``name.``;
-    otherwise helper names, BCC macros and the cell's map names for the word
-    being typed.
+    otherwise helper names, the macros of the cell's engine (BCC's or
+    libbpf's) and the cell's map names for the word being typed.
     """
     cursor = len(cell) if cursor is None else cursor
     before = cell[:cursor]
+    if m := re.search(r'\bSEC\s*\(\s*"([\w./+]*)$', before):
+        return _in_section(m[1], cursor, tracepoint_names)
     if m := re.search(r"\bTRACEPOINT_PROBE\s*\(\s*(\w+)\s*,\s*(\w*)$", before):
         events = [name.partition(":")[2] for name in tracepoint_names() if name.startswith(m[1] + ":")]
         return _result(m[2], cursor, events, "tracepoint")
@@ -186,7 +231,10 @@ def complete(
     if m is None:
         return Completions(cursor, cursor)
     word = m[1]
-    candidates = [*BCC_MACROS, *declared_maps(cell)]
+    from ..engines import detect_engine
+
+    macros = LIBBPF_MACROS if detect_engine(cell) == "libbpf" else BCC_MACROS
+    candidates = [*macros, *declared_maps(cell)]
     if word.startswith("bpf_") or not word.isupper():
         candidates += helper_names()
     return _result(word, cursor, candidates, "helper" if word.startswith("bpf_") else "name")

@@ -104,3 +104,35 @@ def test_nothing_to_complete() -> None:
     assert fake("") == Completions(0, 0)
     assert fake("x = 1 + ") == Completions(8, 8)
     assert "none" in repr(fake(""))
+
+
+LIBBPF_CELL = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, u32); __type(value, u64); } seen SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } events SEC(".maps");
+"""
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected", "kind"),
+    [
+        ('SEC("tp_b', ("tp_btf",), "section"),
+        ('SEC("cgroup/conn', ("cgroup/connect4", "cgroup/connect6"), "section"),
+        ('SEC("tracepoint/sch', ("sched",), "tracepoint category"),
+        ('SEC("tracepoint/syscalls/sys_enter_', ("sys_enter_openat",), "tracepoint"),
+        ('SEC("tp_btf/sched_w', ("sched_wakeup",), "tracepoint"),
+        ("u32 pid = BPF_CORE_READ_S", ("BPF_CORE_READ_STR_INTO",), "name"),
+        ("int f() { return se", ("seen",), "name"),
+    ],
+)
+def test_libbpf_cells_complete_sections_macros_and_maps(typed: str, expected: tuple[str, ...], kind: str) -> None:
+    found = fake(LIBBPF_CELL + typed)
+    assert found.matches == expected and found.kind == kind
+
+
+def test_libbpf_maps_are_declared_maps() -> None:
+    assert declared_maps(LIBBPF_CELL) == {"seen": "hash", "events": ""}
+
+
+def test_bcc_cells_do_not_offer_libbpf_macros() -> None:
+    assert "BPF_CORE_READ" not in fake("int f() { BPF_CO").matches
