@@ -35,6 +35,7 @@ from .errors import (
     BpfnbError,
     CompileError,
     DecodeError,
+    Interrupted,
     LayoutError,
     LoadError,
     NoSuchMapError,
@@ -106,6 +107,7 @@ __all__ = [
     "CompileError",
     "DecodeError",
     "HashMap",
+    "Interrupted",
     "LayoutError",
     "Live",
     "LoadError",
@@ -177,5 +179,5 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 for _name in __all__:
-    if _name.endswith("Error"):
+    if _name.endswith("Error") or _name == "Interrupted":
         _present_as_bpfnb(globals()[_name])

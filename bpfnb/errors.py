@@ -12,6 +12,9 @@
     ├── DecodeError       bytes from the kernel do not fit the declared type
     └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
 
+    KeyboardInterrupt
+    └── Interrupted       Ctrl-C stopped a cell; nothing it had started stays in the kernel
+
 Every error carries a one-line ``hint`` that says what to do. In IPython the
 error is shown without a traceback (``_render_traceback_``): the traceback of
 bpfnb's internals says nothing to someone whose C code has a typo.
@@ -27,6 +30,7 @@ __all__ = [
     "BpfnbError",
     "CompileError",
     "DecodeError",
+    "Interrupted",
     "LayoutError",
     "LoadError",
     "NoSuchMapError",
@@ -142,6 +146,21 @@ class LayoutError(BpfnbError):
 
 class DecodeError(BpfnbError):
     """Bytes read from the kernel do not match the type they were declared with."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped bpfnb in the middle of something; what it had started was released.
+
+    A ``KeyboardInterrupt``, so that Ctrl-C still stops a script; IPython
+    shows it as one line.
+    """
+
+    def __init__(self, doing: str) -> None:
+        super().__init__(f"interrupted while {doing}: nothing was left loaded or attached")
+        self.doing = doing
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m\x1b[1mInterrupted\x1b[0m: {self.args[0]}"]
 
 
 class UnsupportedMapError(BpfnbError):

@@ -31,9 +31,17 @@ def test_privilege_and_setup_errors_point_at_the_doctor_by_default():
 
 def test_every_error_is_exported_and_derives_from_the_root():
     errors = [getattr(bpfnb, name) for name in bpfnb.__all__ if name.endswith("Error")]
-    assert len(errors) == 10
+    assert len(errors) == 11
     assert all(issubclass(error, BpfnbError) for error in errors)
     assert all(error.__module__ == "bpfnb" for error in errors)
+
+
+def test_an_interrupt_is_a_keyboard_interrupt_shown_in_one_line():
+    interrupted = bpfnb.Interrupted("compiling")
+    assert isinstance(interrupted, KeyboardInterrupt) and not isinstance(interrupted, Exception)
+    (line,) = interrupted._render_traceback_()
+    assert "interrupted while compiling: nothing was left loaded or attached" in line
+    assert bpfnb.Interrupted.__module__ == "bpfnb"
 
 
 def test_argument_and_map_errors_keep_their_python_meaning():

@@ -24,6 +24,7 @@ __all__ = [
     "Diagnostic",
     "cell_diagnostics",
     "compile_error",
+    "compiler_crash",
     "crash_report",
     "is_crash",
     "load_error",
@@ -94,6 +95,27 @@ def compile_error(output: str, *, compiler: str = "clang") -> CompileError:
         where = f" (in {first.file})" if first.file else ""
     count = f"{len(errors)} errors; first: " if len(errors) > 1 else ""
     return CompileError(f"the C code does not compile: {count}{first.message}{where}", details=details, line=first.cell_line)
+
+
+def compiler_crash(output: str, how: str) -> CompileError:
+    """A :class:`CompileError` for a compiler that died (``how``: ``SIGSEGV``, ``SIGABRT``...).
+
+    The compiler's last words are kept, and the cell line it was working on
+    when a diagnostic about the cell names one. (LLVM's own ``line N:`` is
+    not used: through BCC's rewriting it counts lines BCC added.)
+    """
+    summary, last_words, _line = crash_report(output)
+    errors = [d for d in parse_diagnostics(output) if d.is_error and d.cell_line is not None]
+    line = errors[0].cell_line if errors else None
+    summary = errors[0].message if errors else re.sub(r"^line \d+: ", "", summary)
+    where = f" at line {line}" if line is not None else ""
+    return CompileError(
+        f"the compiler crashed ({how}){where}: {summary}",
+        hint="This is a compiler bug set off by the code: rewriting the statement it names usually avoids it. "
+        "The notebook's kernel is unharmed: the compiler ran in a separate process.",
+        details=cell_diagnostics(output) or last_words,
+        line=line,
+    )
 
 
 def verifier_tail(log: str, source: str, first_line: int) -> tuple[str, int | None, str]:
@@ -332,9 +354,9 @@ def crash_report(stderr: str, source_name: str = SOURCE_FILE) -> tuple[str, str,
     kept = [line for line in stderr.splitlines() if not _BACKTRACE_FRAME.match(line)]
     summary = ""
     for line in kept:
-        if "error in backend:" in line:
-            summary = line.split("error in backend:", 1)[1].strip()
-            break
+        for marker in ("error in backend:", "LLVM ERROR:"):
+            if marker in line:
+                summary = summary or line.split(marker, 1)[1].strip()
     if not summary:
         driver = [match for match in map(_UNLOCATED.match, kept) if match]
         summary = driver[-1]["message"] if driver else "clang stopped without a message"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import ctypes
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
-from bpfnb import AttachError, CompileError, LoadError, Probe, Program
+from bpfnb import AttachError, CompileError, Interrupted, LoadError, Probe, Program
 from bpfnb.kernel.environment import tracefs_dir
 
 from .conftest import kernel_prog_ids, own_bpf_objects, run_workload
@@ -272,6 +274,39 @@ def test_compile_error_is_reported_in_the_source_lines(no_leaks):
     assert "(line 4)" in caught.value.message
     assert caught.value.details.startswith("line 4:19: error:")
     assert "int x = args->prev_pidd;" in caught.value.details
+
+
+@pytest.mark.parametrize(
+    ("source", "signal_name", "line"),
+    [
+        # A typo inside a BCC map macro segfaults BCC's rewriter.
+        ("BPF_HASH(c u32, u64);\nint f(void *ctx) { return 0; }\n", "SIGSEGV", 2),
+        # LLVM 14 aborts on the result of an atomic add used as a value.
+        (
+            "BPF_ARRAY(a, u32, 1);\nint f(void *ctx) {\n    int k = 0; u32 *v = a.lookup(&k);\n"
+            "    if (!v) return 0;\n    u32 r = __sync_fetch_and_add(v, 1);\n    return r;\n}\n",
+            "SIGABRT",
+            None,
+        ),
+    ],
+)
+def test_a_compiler_crash_is_a_compile_error_and_this_process_survives(source, signal_name, line, no_leaks):
+    with pytest.raises(CompileError) as caught:
+        Program(source, attach=False, first_line=2)
+    assert caught.value.message.startswith(f"the compiler crashed ({signal_name})")
+    assert caught.value.line == line
+    assert "separate process" in caught.value.hint
+
+
+def test_ctrl_c_while_compiling_leaves_nothing_and_says_so_in_one_line(no_leaks):
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(Interrupted) as caught:
+            Program(GETPPID_COUNTER)
+    finally:
+        timer.join()
+    assert len(caught.value._render_traceback_()) == 1
 
 
 def test_verifier_rejection_names_the_line_and_the_reason(no_leaks):

@@ -15,17 +15,23 @@ import contextlib
 import ctypes
 import functools
 import os
+import select
+import signal
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ...errors import ArgumentError, BpfnbError, SetupError
-from ..diagnostics import compile_error, load_error, number_lines
+from ...errors import ArgumentError, BpfnbError, Interrupted, SetupError
+from ..diagnostics import compile_error, compiler_crash, load_error, number_lines
+from ..interrupts import deferred_interrupts
 
 if TYPE_CHECKING:
     import bcc
 
 __all__ = ["DEBUG_FLAGS", "captured_c_output", "compile_source", "load_function", "parse_debug_flags"]
+
+# Seconds a trial compile may take: long enough for any real program.
+_TRIAL_TIMEOUT = 300.0
 
 #: BCC's debug flags by the names ``--debug`` accepts.
 DEBUG_FLAGS = {
@@ -97,16 +103,72 @@ def compile_source(
     """
     bpf_class = _quiet_bpf_class()
     text = prelude + number_lines(source, first_line=first_line)
+    _trial_compile(bpf_class, text, cflags, debug)
     cwd = os.getcwd()
     try:
-        with captured_c_output() as output:
+        with captured_c_output() as output, deferred_interrupts() as interrupted:
             bpf = bpf_class(text=text.encode(), cflags=list(cflags), debug=debug)
     except Exception as exc:  # BCC raises bare Exception for everything
         raise _compile_error(output[0] if output else "") from exc
     finally:
         # BCC chdirs into the header tree while compiling.
         os.chdir(cwd)
+    if interrupted:
+        bpf.cleanup()
+        raise Interrupted("compiling")
     return bpf, output[0]
+
+
+def _trial_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], debug: int) -> None:
+    """Compile once in a forked child, where a crash of BCC or LLVM cannot end this process.
+
+    Some C mistakes crash the compiler itself (a typo inside a BCC map macro
+    segfaults BCC's rewriter; using the result of ``__sync_fetch_and_add`` on
+    a u32 aborts LLVM). The child's death becomes a :class:`CompileError`
+    with the compiler's last words; a plain compile error is reported from
+    the child's output without compiling a second time.
+    """
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns into Python's frames
+            _child_compile(bpf_class, text, cflags, debug, sink.fileno())
+        try:
+            status = _wait(pid)
+        except KeyboardInterrupt:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise Interrupted("compiling") from None
+        sink.seek(0)
+        said = sink.read().decode("utf-8", "replace")
+    if os.WIFSIGNALED(status):
+        raise compiler_crash(said, signal.Signals(os.WTERMSIG(status)).name)
+    if os.WEXITSTATUS(status) != 0:
+        raise _compile_error(said)
+
+
+def _child_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], debug: int, out: int) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills this child on Ctrl-C
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        bpf_class(text=text.encode(), cflags=list(cflags), debug=debug)
+        code = 0
+    except BaseException:  # BCC's bare Exception: its words are already in the output
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int) -> int:
+    """The child's wait status; a child stuck for minutes is killed (its compile would never end)."""
+    handle = os.pidfd_open(pid)
+    try:
+        if not select.select([handle], [], [], _TRIAL_TIMEOUT)[0]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(handle)
+    return os.waitpid(pid, 0)[1]
 
 
 def load_function(bpf: bcc.BPF, function: str, prog_type: int, *, source: str, first_line: int) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 
-from ...errors import AttachError
+from ...errors import AttachError, Interrupted
 from ...kernel.constants import PROG_TYPES
 from ...kernel.libbpf import num_possible_cpus
 from ..base import LoadOptions, MapSpec
 from ..diagnostics import cell_diagnostics
 from ..hooks import Probe, program_type
+from ..interrupts import deferred_interrupts
 from ..links import Attachment
 from .attach import attach, implied_probe
 from .compiler import compile_source, load_function
@@ -58,10 +59,14 @@ class BccProgram:
         self._loaded: dict[str, list[str]] = {}
         self._released = False
         try:
-            self._start(options.probes, options.attach)
+            with deferred_interrupts() as interrupted:
+                self._start(options.probes, options.attach)
         except BaseException:
             self.release()
             raise
+        if interrupted:
+            self.release()
+            raise Interrupted("loading and attaching")
 
     def _start(self, probes: Sequence[Probe], attach_them: bool) -> None:
         requested = self._resolve(probes)
