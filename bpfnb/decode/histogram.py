@@ -102,6 +102,12 @@ def percentiles(hist: pd.DataFrame, q: Sequence[float] = (50, 90, 99)) -> pd.Dat
     for value in q:
         if not 0 <= value <= 100:
             raise ArgumentError(f"percentiles are between 0 and 100, not {value!r}")
+    missing = [c for c in ("lo", "hi", "count") if c not in hist.columns]
+    if missing:
+        raise ArgumentError(
+            f"percentiles need histogram buckets (columns lo, hi, count); this frame lacks {', '.join(missing)}",
+            hint="take the frame of a histogram map (BPF_HISTOGRAM), or ask for buckets: .df(buckets='log2')",
+        )
     groups = [c for c in hist.columns if c not in ("slot", "lo", "hi", "count")]
     rows = []
     parts = hist.groupby(groups, sort=True) if groups else [((), hist)]

@@ -140,6 +140,9 @@ class Probe:
             value = self.option(key)
             if value is not None and not value.lstrip("-").isdigit():
                 raise ArgumentError(f"{key}={value!r} must be a whole number")
+        for key in ("freq", "period"):
+            if self.int_option(key, 1) < 1:
+                raise ArgumentError(f"{key}={self.option(key)} must be at least 1: it says how often to sample")
 
     def __str__(self) -> str:
         extra = "".join(f",{k}={v}" for k, v in self.options)

@@ -32,7 +32,7 @@ import pandas as pd
 from ..decode.columns import columns_of
 from ..display import html as _html
 from ..engines.base import Owner
-from ..errors import ArgumentError
+from ..errors import ArgumentError, BpfnbError
 from .io import MapLayout
 
 __all__ = ["MapHistory", "Recordable"]
@@ -69,6 +69,11 @@ class MapHistory:
             raise ArgumentError(f"interval must be positive seconds, not {interval!r}")
         if max_rows < 1:
             raise ArgumentError(f"max_rows must be at least 1, not {max_rows!r}")
+        if view.program.closed:
+            raise BpfnbError(
+                f"cannot record map {view.name!r}: its program {view.program.name!r} was detached",
+                hint="run the cell that defines it again",
+            )
         self.view = view
         self.interval = interval
         self.max_rows = max_rows

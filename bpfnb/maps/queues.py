@@ -31,13 +31,16 @@ class QueueMap(BpfMap):
     interleave its values, and if it fills the map meanwhile the push-back
     overwrites the oldest values (``BPF_EXIST``) rather than fail.
     ``df(consume=True)`` pops for good. The notebook display only peeks.
+
+    A read pops at most ``max_entries`` values, so it ends even while a
+    program pushes as fast as it is popped; ``df().attrs["more_waiting"]``
+    says whether values were still waiting then.
     """
 
     countable_in_displays = False
 
     def records(self, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        values = self._pop_all()
-        self._push(values if self.map_type == "queue" else values[::-1])
+        values, _more = self._take(consume=False)
         shown = values[:limit]
         return np.empty(len(shown), self.layout.key), shown
 
@@ -49,14 +52,23 @@ class QueueMap(BpfMap):
         head = self.peek()
         return pd.DataFrame({"head": [] if head is None else [head]})
 
-    def _pop_all(self) -> np.ndarray:
-        held = []
-        while True:
-            value = np.empty(1, self.layout.value)
-            if not map_elem("lookup_and_delete_elem", self.spec.fd, None, value.ctypes.data):
-                break
-            held.append(value)
-        return np.concatenate(held) if held else np.empty(0, self.layout.value)
+    def _take(self, *, consume: bool) -> tuple[np.ndarray, bool]:
+        """Every value (put back in order unless ``consume``), and whether more were waiting."""
+        values, more = self._pop_all()
+        if not consume:
+            self._push(values if self.map_type == "queue" else values[::-1])
+        return values, more
+
+    def _pop_all(self) -> tuple[np.ndarray, bool]:
+        """Every value, popped (at most ``max_entries`` of them); and whether more were waiting."""
+        self._alive()
+        values = np.empty(self.max_entries, self.layout.value)
+        popped = 0
+        while popped < self.max_entries:
+            if not map_elem("lookup_and_delete_elem", self.spec.fd, None, values.ctypes.data + popped * values.itemsize):
+                return values[:popped], False
+            popped += 1
+        return values, self.peek() is not None
 
     def _push(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values)
@@ -65,8 +77,10 @@ class QueueMap(BpfMap):
 
     def df(self, *, decode: Mapping[str, Decoder] | None = None, consume: bool = False) -> pd.DataFrame:
         """The values from head to tail; ``consume=True`` removes them."""
-        values = self._pop_all() if consume else self.records()[1]
-        return to_frame({"value": values}, decode=decode)
+        values, more = self._take(consume=consume)
+        frame = to_frame({"value": values}, decode=decode)
+        frame.attrs["more_waiting"] = more
+        return frame
 
     def peek(self) -> object:
         """The head value without removing it, or None when empty."""
