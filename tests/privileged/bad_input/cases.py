@@ -57,6 +57,9 @@ C_ERRORS = [
     Case("c_no_such_member", "a tracepoint field that does not exist (args->prev_pidd)",
          "%%bpf p\nTRACEPOINT_PROBE(sched, sched_switch) {\n    u32 x = args->prev_pidd;\n    return 0;\n}\n",
          "CompileError", line=3, says="prev_pidd"),
+    Case("c_error_on_tracepoint_line", "an error on the same line as TRACEPOINT_PROBE(...) {",
+         "%%bpf p\nBPF_HASH(counts, u32, u64);\nTRACEPOINT_PROBE(syscalls, sys_enter_getppid) { return nosuch; }\n",
+         "CompileError", line=3, says="nosuch", source="corpus: numbered 6 lines too far today"),
     Case("c_missing_include", "#include of a header that does not exist",
          "%%bpf p\n#include <linux/no_such_header.h>\nint f(void *ctx) { return 0; }\n",
          "CompileError", line=2, says="no_such_header.h"),
@@ -99,7 +102,7 @@ C_ERRORS = [
          "    bpf_get_current_comm(buf, sizeof(buf));\n"
          "    events.perf_submit(args, buf, sizeof(buf));\n"
          "    return 0;\n}\n",
-         "CompileError", line=3, says="stack", source="NOTES 6: can exit the process"),
+         "CompileError", line=4, says="stack", source="NOTES 6: can exit the process"),
     Case("c_implicit_helper", "a call of a helper that does not exist (implicit declaration)",
          _tp("bpf_no_such_helper(pid);"), "CompileError", line=5, says="bpf_no_such_helper",
          source="issue 11: blamed on 'last insn is not an exit or jmp'"),

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="bpfnb-badinput-ipython-"))
 
 RESULT_MARK = "BADINPUT-RESULT "
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = 1.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _LINE = re.compile(r"\bline (\d+)\b")
 
