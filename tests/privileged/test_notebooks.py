@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from bpfnb.kernel.environment import find_kernel_headers
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -63,9 +65,42 @@ def check_helper_tour(nb: nbformat.NotebookNode) -> None:
             "spin-lock": "(1000, 52000)",
             "strtol-dynptr": "(-42, 4, '0x1122334455667788')",
             "syncookie": "['XDP_TX', 'XDP_PASS', 'XDP_DROP']",
+            # Armed once from XDP by a libbpf cell, the timer's callback ran once.
+            "timer-fired": "(1, 1)",
         }
     )(nb)
     assert tagged_output(nb, "snprintf").startswith("'52 bytes seen on CPU ")
+
+
+def check_btf_and_core(nb: nbformat.NotebookNode) -> None:
+    # The BCC cell that reads task_struct fields is refused exactly when the headers place them elsewhere than
+    # the kernel; loaded anyway (--trust-headers), it then reads wrong values. With matching headers it loads and
+    # reads the right ones.
+    (cell,) = [c for c in nb.cells if "bcc-refused" in c.metadata.get("tags", [])]
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    trusted = tagged_output(nb, "bcc-trusted")
+    if errors:
+        (error,) = errors
+        assert error.ename == "LayoutError", error.ename
+        assert "struct task_struct.tgid at offset" in error.evalue, error.evalue
+        assert "False" in trusted, trusted
+    else:
+        assert trusted == "{'tgid': True, 'ppid': True, 'comm': True}", trusted
+    # Here BCC compiles against another kernel's headers (Debian's 6.1 under 6.18): the refusal must show.
+    if not find_kernel_headers().matches:
+        assert errors, "the BCC cell loaded although the headers are another kernel's"
+    expecting(
+        {
+            # CO-RE reads equal os.getpid(), os.getppid() and the thread's name.
+            "core-read": "{'tgid': True, 'ppid': True, 'comm': True}",
+            # tp_btf on sched_process_fork: the notebook's child has the notebook as parent, with its name.
+            "fork": "(True, True)",
+            # TASK_RUNNING read from __state (not the pre-5.14 state); the relocated offset is BTF's.
+            "core-facts": "(0, False, True, True)",
+            # A self-rearming timer beat 10 times, never faster than its 10 ms period.
+            "heartbeat": "(10, True)",
+        }
+    )(nb)
 
 
 def check_live_plots(nb: nbformat.NotebookNode) -> None:
@@ -102,6 +137,7 @@ CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {
     "06-packets-xdp-tc.ipynb": check_packets,
     "07-helper-tour.ipynb": check_helper_tour,
     "08-cpu-profiling-flame-graph.ipynb": expecting({"spin-leaves": "['hot', 'warm']", "dd-in-kernel": "True"}),
+    "09-btf-and-co-re.ipynb": check_btf_and_core,
 }
 
 
