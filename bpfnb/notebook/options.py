@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import keyword
+import re
 import shlex
 from dataclasses import dataclass
 from typing import NoReturn
@@ -23,6 +24,8 @@ __all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_ce
 
 #: Names a cell may not take: they would hide Python's builtins or IPython's own names.
 _RESERVED = frozenset(dir(builtins)) | {"get_ipython", "In", "Out", "exit", "quit", "bpfnb"}
+# IPython's output and input history: _, __, ___, _7, _i, _ii, _i7, _ih, _oh, _dh.
+_IPYTHON_HISTORY = re.compile(r"_+|_i{1,3}|_i?\d+|_(?:ih|oh|dh|sh|exit_code)")
 
 
 class OptionsError(ValueError):
@@ -109,7 +112,7 @@ def parse_cell_options(line: str) -> CellOptions:
     args = _cell_parser().parse_args(_attach_cflags(_split(line)))
     if not args.name.isidentifier() or keyword.iskeyword(args.name):
         raise OptionsError(f"%%bpf: {args.name!r} cannot name a notebook variable")
-    if args.name in _RESERVED or args.name.startswith("_"):
+    if args.name in _RESERVED or _IPYTHON_HISTORY.fullmatch(args.name):
         raise OptionsError(f"%%bpf: {args.name!r} would hide Python's or IPython's own {args.name}: choose another name")
     try:
         probes = tuple(Probe.parse(kind, spec) for kind in PROBE_KINDS for spec in getattr(args, kind))

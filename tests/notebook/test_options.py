@@ -66,7 +66,8 @@ def test_repeatable_probes_keep_their_order():
         ("class", "cannot name a notebook variable"),
         ("print", "would hide Python's or IPython's own print"),
         ("get_ipython", "would hide Python's or IPython's own get_ipython"),
-        ("_private", "would hide"),
+        ("_", "would hide"),
+        ("_i3", "would hide"),
         ("p --engine clang", "invalid choice: 'clang'"),
     ],
 )
