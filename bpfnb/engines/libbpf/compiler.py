@@ -131,6 +131,31 @@ def find_clang() -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _host_include_flags(clang: str) -> tuple[str, ...]:
+    """``-idirafter DIR`` for each system include directory clang searches for the host.
+
+    ``-target bpf`` leaves out the host's multiarch directory (Debian's
+    ``/usr/include/x86_64-linux-gnu``, which has ``asm/types.h``), so a cell
+    including ``<linux/bpf.h>`` would not compile. libbpf's own example builds
+    add the host's directories the same way, searched after everything else.
+    """
+    try:
+        done = subprocess.run(
+            [clang, "-v", "-E", "-x", "c", "-", "-o", os.devnull],
+            input="", capture_output=True, text=True, errors="replace", timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    lines = [line.strip() for line in done.stderr.splitlines()]
+    try:
+        start = lines.index("#include <...> search starts here:") + 1
+        end = lines.index("End of search list.", start)
+    except ValueError:
+        return ()
+    return tuple(flag for directory in lines[start:end] for flag in ("-idirafter", directory))
+
+
 def _file_identity(path: str) -> str:
     # Path, size and mtime change whenever a package upgrade replaces the file,
     # and cost one stat, where `clang --version` would cost a process.
@@ -212,6 +237,7 @@ def compile_object(
         "-fdebug-compilation-dir=.",
         # A crash must not leave reproducer files in /tmp for every bad cell.
         "-fno-crash-diagnostics",
+        *_host_include_flags(clang),
         *cflags,
     ]  # fmt: skip
     key = _cache_key(text, flags, clang)

@@ -21,11 +21,18 @@ from typing import Any
 from ...decode.btf import Btf
 from ...decode.btf_types import ctype_of
 from ...errors import BpfnbError, LoadError
+from ...kernel.constants import MAP_TYPE_IDS
 from .bindings import BPF_PROG_TYPE_UNSPEC, BpfObjectOpenOpts, errno_text, libbpf
 from .explain import attach_error, load_error, unknown_section_error
 from .messages import LibbpfMessage, capture_libbpf_output
 
 __all__ = ["LibbpfObject", "MapInfo", "ProgramInfo"]
+
+# Map types whose key is a u32 index, BTF or not (libbpf's .bss/.data maps have no key type).
+_INDEXED_MAP_TYPES = frozenset(
+    MAP_TYPE_IDS[name]
+    for name in ("array", "prog_array", "perf_event_array", "percpu_array", "stack_trace", "cgroup_array")
+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,13 @@ class MapInfo:
     key_size, value_size, max_entries, map_flags
         As created.
     key_type_id, value_type_id
-        BTF ids in :attr:`LibbpfObject.btf`; 0 when the map has no BTF type.
+        BTF ids in :attr:`LibbpfObject.btf` of the declared types (kept for the
+        map types libbpf creates without BTF); 0 when the map has no BTF type.
     key_type, value_type
         ctypes types with the exact C layout (from BTF), raw ``c_uint8 * size``
         when the map has no BTF type, None for a zero size (ring buffers).
-        A global-variable map's value type is a struct of its variables.
+        A global-variable map's value type is a struct of its variables; keys
+        of array-like maps without a BTF key type are ``c_uint32`` indices.
     internal
         True for the maps libbpf makes for global variables.
     """
@@ -137,6 +146,11 @@ class LibbpfObject:
         #: Every message libbpf printed for this object (open, load, attach).
         self.messages = messages
         self._btf = self._read_btf()
+        # libbpf creates some map types (stack traces, queues, perf event
+        # arrays...) without BTF, and then reports type id 0 for them: keep
+        # the types the object declared, as libbpf reports them before load.
+        self._declared_type_ids: dict[str, tuple[int, int]] = {}
+        self._declared_type_ids = {info.name: (info.key_type_id, info.value_type_id) for info in self.maps.values()}
         self._finalizer = weakref.finalize(self, handles.close)
 
     # ------------------------------------------------------------------ lifecycle
@@ -361,14 +375,15 @@ class LibbpfObject:
         found: dict[str, MapInfo] = {}
         handle = lib.bpf_object__next_map(obj, None)
         while handle:
-            key_id = lib.bpf_map__btf_key_type_id(handle)
-            value_id = lib.bpf_map__btf_value_type_id(handle)
+            name = lib.bpf_map__name(handle).decode()
+            declared_key_id, declared_value_id = self._declared_type_ids.get(name, (0, 0))
+            key_id = lib.bpf_map__btf_key_type_id(handle) or declared_key_id
+            value_id = lib.bpf_map__btf_value_type_id(handle) or declared_value_id
             key_size = lib.bpf_map__key_size(handle)
             value_size = lib.bpf_map__value_size(handle)
             map_type = lib.bpf_map__type(handle)
             type_name = lib.libbpf_bpf_map_type_str(map_type)
             fd = lib.bpf_map__fd(handle) if self._loaded else -1
-            name = lib.bpf_map__name(handle).decode()
             found[name] = MapInfo(
                 name=name,
                 map_type=map_type,
@@ -380,7 +395,7 @@ class LibbpfObject:
                 map_flags=lib.bpf_map__map_flags(handle),
                 key_type_id=key_id,
                 value_type_id=value_id,
-                key_type=self._ctype(key_id, key_size),
+                key_type=self._ctype(key_id, key_size, index=map_type in _INDEXED_MAP_TYPES),
                 value_type=self._ctype(value_id, value_size),
                 internal=lib.bpf_map__is_internal(handle),
             )
@@ -451,7 +466,9 @@ class LibbpfObject:
                 hint="only before load(), and with a value of the map's own value type",
             )
 
-    def _ctype(self, type_id: int, size: int) -> type | None:
+    def _ctype(self, type_id: int, size: int, *, index: bool = False) -> type | None:
         if type_id:
             return ctype_of(self._btf, type_id)
+        if index and size == 4:
+            return ctypes.c_uint32
         return ctypes.c_uint8 * size if size else None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...decode.btf import Btf, Kind
 from ...decode.btf_types import ctype_of, enum_columns
-from ...errors import ArgumentError, AttachError, DecodeError
+from ...errors import ArgumentError, AttachError, CompileError, DecodeError
 from ...kernel.constants import PERF_ATTR_FREQ, PROG_TYPES
 from ...kernel.libbpf import num_possible_cpus
 from ...kernel.perf import PerfEventAttr, online_cpus, perf_event_open
@@ -53,8 +53,8 @@ class LibbpfProgram:
         preflight(needs_tracefs=False, needs_bcc=False)
         self.source = source
         self.first_line = options.first_line
-        flags = [*options.cflags, *_prelude_flags(source)]
-        compiled = compile_object(source, cflags=flags, first_line=options.first_line)
+        self._cflags = (*options.cflags, *_prelude_flags(source))
+        compiled = compile_object(source, cflags=self._cflags, first_line=options.first_line)
         self.warnings = cell_diagnostics("\n".join(d.text for d in compiled.warnings))
         self.log = self.warnings
         self.cached = compiled.cached
@@ -184,14 +184,24 @@ class LibbpfProgram:
         return program.fd
 
     def event_type(self, buffer: str, type_name: str | None = None) -> type:
-        btf = self._object.btf
         name = type_name or _event_type_name(self.source, buffer)
         if name is None:
             raise DecodeError(
                 f"cannot tell which C type the program sends to {buffer!r}",
                 hint='name it: prog.stream(name, type="struct event")',
             )
-        return _named_type(btf, name)
+        if _find_named(self._object.btf, name) is None:
+            # clang writes BTF only for the types of maps, globals and function
+            # signatures: an event struct used only through local variables (the
+            # usual reserve/submit code) is not in the object. The same cell with
+            # one global of that type, compiled only to read its layout, has it.
+            anchored = f"{self.source}\n{name} *{INTERNAL_PREFIX}_event_type_anchor;\n"
+            try:
+                compiled = compile_object(anchored, cflags=self._cflags, first_line=self.first_line)
+            except CompileError:
+                raise _no_type(name) from None
+            return _named_type(Btf.from_elf(compiled.data), name)
+        return _named_type(self._object.btf, name)
 
     def loss_counter(self) -> tuple[int, int] | None:
         counter = self._object.maps.get(_LOST_MAP)
@@ -297,11 +307,21 @@ def _event_type_name(source: str, buffer: str) -> str | None:
     return None
 
 
-def _named_type(btf: Btf, name: str) -> type:
-    """The ctypes type of ``struct x``, ``union x`` or typedef ``x`` in the object's BTF."""
+def _find_named(btf: Btf, name: str) -> int | None:
+    """The BTF id of ``struct x``, ``union x`` or typedef ``x``, if ``btf`` has it."""
     keyword, _, bare = name.strip().rpartition(" ")
     kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "": Kind.TYPEDEF}
     found = btf.find(bare, kinds.get(keyword, Kind.STRUCT))
-    if not found:
-        raise DecodeError(f"the program's BTF has no type {name!r}", hint="name a struct the cell declares and uses")
-    return ctype_of(btf, found[0])
+    return found[0] if found else None
+
+
+def _no_type(name: str) -> DecodeError:
+    return DecodeError(f"the program's BTF has no type {name!r}", hint="name a struct the cell declares and uses")
+
+
+def _named_type(btf: Btf, name: str) -> type:
+    """The ctypes type of ``struct x``, ``union x`` or typedef ``x`` in ``btf``."""
+    type_id = _find_named(btf, name)
+    if type_id is None:
+        raise _no_type(name)
+    return ctype_of(btf, type_id)
