@@ -122,6 +122,7 @@ class Program:
         self._holdings = _Holdings(loaded)
         self._finalizer = weakref.finalize(self, self._holdings.release)
         self._maps: dict[str, BpfMap] = {}
+        self._attach_requested = options.attach
 
     @property
     def _loaded(self) -> LoadedProgram:
@@ -289,6 +290,22 @@ class Program:
         return frame
 
     @property
+    def unattached(self) -> list[str]:
+        """Functions that were loaded while others attached, or compiled, but attach to no hook."""
+        if self.closed or not self._attach_requested:
+            return []
+        attached = {p.function for p in self._loaded.attachments}
+        return [f for f in self.functions if f not in attached]
+
+    def _unattached_note(self) -> str:
+        names = ", ".join(self.unattached)
+        return (
+            f"{names} attach{'es' if len(self.unattached) == 1 else ''} to nothing: name a function after its hook "
+            "(TRACEPOINT_PROBE(category, event), tracepoint__category__event; SEC(\"tracepoint/...\") in a libbpf "
+            "cell) or attach it with an option such as --tracepoint category:event=function"
+        )
+
+    @property
     def state(self) -> str:
         """``attached``, ``loaded, not attached`` or ``detached``."""
         if self.closed:
@@ -310,6 +327,8 @@ class Program:
         if not self.closed:
             lines += [f"  {probe}" for probe in self.attachments]
             lines += [f"  map {n}: {t} {k} -> {v}, {e} entries" for n, t, k, v, e in self._map_rows()]
+            if self.unattached:
+                lines.append(f"  {self._unattached_note()}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -325,6 +344,8 @@ class Program:
         maps = list(self._map_rows())
         if maps:
             parts.append(_html.table(["map", "type", "key", "value", "entries"], maps))
+        if self.unattached:
+            parts.append(_html.note(self._unattached_note()))
         parts.append(self._stats_html())
         if self.warnings:
             parts.append(f"<pre>{html.escape(self.warnings)}</pre>")
@@ -375,6 +396,8 @@ def _load_options(
     """The arguments of :class:`Program`, checked: a mistake here is an :class:`ArgumentError`, not a crash."""
     if not isinstance(source, str):
         raise ArgumentError(f"the source must be C code as a str, not {type(source).__name__}")
+    if not source.strip():
+        raise ArgumentError("the cell has no C code to compile", hint="write a program below the %%bpf line")
     if not isinstance(cflags, Sequence) or isinstance(cflags, str) or not all(isinstance(f, str) for f in cflags):
         raise ArgumentError(f"cflags must be a list of strings such as ['-DX=1'], not {cflags!r}")
     if not isinstance(debug, int):

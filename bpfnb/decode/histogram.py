@@ -102,6 +102,8 @@ def percentiles(hist: pd.DataFrame, q: Sequence[float] = (50, 90, 99)) -> pd.Dat
     for value in q:
         if not 0 <= value <= 100:
             raise ArgumentError(f"percentiles are between 0 and 100, not {value!r}")
+    if not isinstance(hist, pd.DataFrame):
+        raise ArgumentError(f"percentiles take a DataFrame of histogram buckets, not {type(hist).__name__}")
     missing = [c for c in ("lo", "hi", "count") if c not in hist.columns]
     if missing:
         raise ArgumentError(

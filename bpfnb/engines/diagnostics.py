@@ -36,21 +36,31 @@ __all__ = [
 #: The file name the user's source is compiled under (a real file, or a ``#line`` pseudo-file).
 SOURCE_FILE = "__bpfnb_source__"
 
+# Register and stack state the verifier dumps after some complaints.
+_STATE_DUMP = re.compile(r"^(?:(?:cur|old) state:|from \d+ to \d+:|(?:\d+: )?R\d+(?:_[a-z]+)?=)")
 _VERIFIER_LOCATION = re.compile(rf";\s*(?P<text>.*?)\s*@ {SOURCE_FILE}:(?P<line>\d+)\s*$")
 
 
-def number_lines(source: str, *, first_line: int = 1) -> str:
+def number_lines(source: str, *, first_line: int = 1, rewritten: re.Pattern[str] | None = None) -> str:
     """Precede each line of ``source`` with a ``#line`` directive for ``first_line`` onwards.
 
     Lines continuing a macro (after a trailing backslash) get no directive,
-    which would end the macro.
+    which would end the macro. Where a compiler inserts lines of its own at a
+    construct (``rewritten``, e.g. BCC before a ``TRACEPOINT_PROBE(...)``), the
+    rest of that line is moved to a line of its own with its directive, so it
+    keeps its number.
     """
     out: list[str] = []
     continued = False
     for number, line in enumerate(source.splitlines(), start=first_line):
+        directive = f'#line {number} "{SOURCE_FILE}"'
         if not continued:
-            out.append(f'#line {number} "{SOURCE_FILE}"')
-        out.append(line)
+            out.append(directive)
+        found = rewritten.search(line) if rewritten is not None and not continued else None
+        if found and line[found.end() :].strip():
+            out += [line[: found.end()], directive, line[found.end() :]]
+        else:
+            out.append(line)
         continued = line.endswith("\\")
     return "\n".join(out) + "\n"
 
@@ -126,7 +136,10 @@ def verifier_tail(log: str, source: str, first_line: int) -> tuple[str, int | No
     hint_at = next((i for i, ln in enumerate(lines) if ln.startswith("HINT:")), len(lines))
     body, hints = lines[:hint_at], lines[hint_at:]
     processed = next((i for i in range(len(body) - 1, -1, -1) if body[i].startswith("processed ")), len(body))
-    complaint = next((body[i] for i in range(processed - 1, -1, -1) if body[i].strip()), "")
+    # The complaint is the last line before "processed ..." that is not a dump of register state.
+    complaint = next(
+        (body[i] for i in range(processed - 1, -1, -1) if body[i].strip() and not _STATE_DUMP.match(body[i])), ""
+    )
     user_lines = source.splitlines()
     cell_line = None
     shown = []
@@ -141,7 +154,20 @@ def verifier_tail(log: str, source: str, first_line: int) -> tuple[str, int | No
             ln = f"; line {number}: {text}"
         shown.append(ln)
     tail = "\n".join(shown + [h for h in hints if h.strip()])
-    return tail, cell_line, complaint.strip()
+    return tail, cell_line if cell_line is not None else _line_in_source(complaint, source, first_line), complaint.strip()
+
+
+def _line_in_source(complaint: str, source: str, first_line: int) -> int | None:
+    """The cell line a complaint is about when the log names none: the helper it names, or the loop."""
+    helper = re.search(r"\b(bpf_\w+)#\d+", complaint)
+    if helper:
+        pattern = re.compile(rf"\b{helper[1]}\s*\(")
+    elif "infinite loop" in complaint or "back-edge" in complaint:
+        pattern = re.compile(r"\b(?:for|while)\s*\(|\bdo\s*\{")
+    else:
+        return None
+    lines = source.splitlines()
+    return next((first_line + i for i, line in enumerate(lines) if pattern.search(line)), None)
 
 
 def load_error(function: str, err: int, log: str, *, source: str, first_line: int, fallback: str = "") -> BpfnbError:
@@ -171,7 +197,7 @@ def load_error(function: str, err: int, log: str, *, source: str, first_line: in
         where = f" at line {line}" if line is not None else ""
         return LoadError(
             f"the verifier rejected {function}{where}: {complaint}",
-            hint="Read the verifier's last lines above; rerun with `--debug bpf` for its whole log.",
+            hint=_verifier_hint(complaint),
             details=tail,
             errno=err,
             function=function,
@@ -179,6 +205,20 @@ def load_error(function: str, err: int, log: str, *, source: str, first_line: in
         )
     reason = os.strerror(err) if err else fallback
     return LoadError(f"the kernel refused to load {function}: {reason}", errno=err, function=function)
+
+
+def _verifier_hint(complaint: str) -> str:
+    """What to do about a verifier complaint; the kernel's lockdown where it withholds a helper."""
+    if "bpf_probe_write_user" in complaint:
+        from ..kernel.environment import lockdown
+
+        mode = lockdown().mode
+        if mode in ("integrity", "confidentiality"):
+            return (
+                f"Kernel lockdown ({mode}) withholds bpf_probe_write_user from every program on this machine: "
+                "it cannot be used here."
+            )
+    return "Read the verifier's last lines above; rerun with `--debug bpf` for its whole log."
 
 
 # -- clang's output, read ------------------------------------------------------------
@@ -189,6 +229,12 @@ _LOCATED = re.compile(
 )
 # Diagnostics with no location: the driver's ("clang: error: ...") or a
 # backend's ("fatal error: error in backend: ...").
+# LLVM's BPF backend puts the location inside an unlocated error:
+# "error: FILE:5:19: in function f i32 (%struct.x*): A call to built-in function 'abort' is not supported."
+_BACKEND = re.compile(
+    r"^(?:clang(?:-[\d.]+)?: )?(?P<severity>error|warning): (?P<file>[^\s:]+):(?P<line>\d+):(?P<column>\d+): "
+    r"(?:in function (?P<function>\S+) [^:]*?\): )?(?P<message>.*)$"
+)
 _UNLOCATED = re.compile(r"^(?:clang(?:-[\d.]+)?: )?(?P<severity>fatal error|error|warning): (?P<message>.*)$")
 _INCLUDED = re.compile(r"^(?:In file included from|\s+from) (?P<file>.+?):(?P<line>\d+):$")
 _SUMMARY = re.compile(r"^\d+ (?:warnings?|errors?)(?: and \d+ (?:warnings?|errors?))? generated\.$")
@@ -272,7 +318,7 @@ def parse_diagnostics(stderr: str, source_name: str = SOURCE_FILE) -> list[Diagn
             if included["file"] == source_name:
                 included_from = int(included["line"])
             continue
-        located = _LOCATED.match(raw)
+        located = _LOCATED.match(raw) or _BACKEND.match(raw)
         if located and located["severity"] == "note" and head is not None:
             block.append(raw)
             continue

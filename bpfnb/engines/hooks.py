@@ -8,14 +8,16 @@ Probes into attachments; this module only says what a Probe means.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field, replace
 
 from ..errors import ArgumentError, AttachError
 from ..kernel.constants import PERF_EVENTS, PROG_TYPES, XDP_FLAGS
-from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint
+from ..kernel.perf import online_cpus
+from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint, resolve_binary
 
-__all__ = ["PROBE_KINDS", "Probe", "perf_event_type", "program_type", "require_target"]
+__all__ = ["PROBE_KINDS", "SECTION", "Probe", "perf_event_type", "program_type", "require_target"]
 
 #: Options each kind of explicit probe accepts after its target.
 PROBE_KINDS: dict[str, tuple[str, ...]] = {
@@ -45,6 +47,23 @@ _PROGRAM_TYPES = {
     "kretfunc": "tracing",
     "lsm": "lsm",
 }
+
+
+#: The kind of the hooks a libbpf program attaches to by its SEC() name (the target is the section).
+SECTION = "section"
+#: A target of each kind, for messages.
+_EXAMPLES = {"tracepoint": "sched:sched_switch", "uprobe": "c:malloc", "xdp": "veth0", "perf_event": "software:cpu-clock"}
+
+
+def _spans(numbers: list[int]) -> str:
+    """``0-3,6`` for [0, 1, 2, 3, 6]."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
 
 
 def program_type(kind: str) -> int:
@@ -85,6 +104,12 @@ class Probe:
     target: str
     function: str | None = None
     options: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.kind not in _PROGRAM_TYPES and self.kind != SECTION:
+            raise ArgumentError(f"unknown probe kind {self.kind!r}; expected one of {', '.join(PROBE_KINDS)}")
+        if not isinstance(self.target, str) or not self.target:
+            raise ArgumentError(f"a {self.kind} probe needs a target such as {_EXAMPLES.get(self.kind, 'a name')!r}")
 
     @classmethod
     def parse(cls, kind: str, spec: str) -> Probe:
@@ -172,6 +197,18 @@ def require_target(probe: Probe) -> None:
             f"there is no raw tracepoint {probe.target} on this kernel.",
             hint="Raw tracepoints are named like tracepoints without their category: `%bpf probes` lists them.",
         )
+    if probe.kind in ("uprobe", "uretprobe"):
+        binary = probe.target.rpartition(":")[0]
+        try:
+            resolve_binary(binary)
+        except ArgumentError as exc:
+            raise AttachError(f"cannot put a {probe.kind} on {probe.target}: {exc.message}", hint=exc.hint) from None
+    pid = probe.int_option("pid", -1)
+    if pid >= 0 and not os.path.exists(f"/proc/{pid}"):
+        raise AttachError(f"{probe.kind} {probe.target}: there is no process with pid {pid}")
+    cpu = probe.int_option("cpu", -1)
+    if cpu >= 0 and cpu not in online_cpus():
+        raise AttachError(f"{probe.kind} {probe.target}: there is no CPU {cpu} (online: {_spans(online_cpus())})")
     if probe.kind in ("xdp", "socket_filter"):
         try:
             socket.if_nametoindex(probe.target)

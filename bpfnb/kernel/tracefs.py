@@ -24,6 +24,7 @@ __all__ = [
     "has_raw_tracepoint",
     "has_tracepoint",
     "kprobe_functions",
+    "resolve_binary",
     "tracefs_root",
     "tracepoint",
     "tracepoints",
@@ -192,7 +193,7 @@ def uprobe_symbols(binary: str, pattern: str = "*") -> list[tuple[str, int]]:
     """
     from bcc import BPF
 
-    path = _resolve_binary(binary)
+    path = resolve_binary(binary)
     regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
     found = BPF.get_user_functions_and_addresses(path.encode(), regex.encode())
     # .symtab and .dynsym both list exported functions: keep one of each name.
@@ -202,12 +203,18 @@ def uprobe_symbols(binary: str, pattern: str = "*") -> list[tuple[str, int]]:
     return sorted(first.items())
 
 
-def _resolve_binary(binary: str) -> str:
+def resolve_binary(binary: str) -> str:
+    """The file a uprobe target names: a path, a program on ``$PATH`` or a library name such as ``c``."""
     from bcc import BPF
 
     if os.path.isfile(binary):
         return binary
-    found = BPF.find_library(binary.encode()) or BPF.find_exe(binary.encode())
-    if not found:
-        raise ArgumentError(f"no program or library {binary!r} found")
-    return found.decode() if isinstance(found, bytes) else found
+    if "/" not in binary:
+        found = BPF.find_library(binary.encode()) or BPF.find_exe(binary.encode())
+        path = found.decode() if isinstance(found, bytes) else found
+        if path and os.path.isfile(path):
+            return path
+    raise ArgumentError(
+        f"no program or library {binary!r} found",
+        hint="give a path, a program on $PATH or a library name such as c (libc)",
+    )

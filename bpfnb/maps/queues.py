@@ -15,6 +15,8 @@ import pandas as pd
 
 from ..decode.columns import to_frame
 from ..decode.decoders import Decoder
+from ..engines.interrupts import deferred_interrupts
+from ..errors import Interrupted
 from ..kernel.constants import BPF_EXIST
 from ..kernel.libbpf import map_elem
 from .view import BpfMap
@@ -53,10 +55,16 @@ class QueueMap(BpfMap):
         return pd.DataFrame({"head": [] if head is None else [head]})
 
     def _take(self, *, consume: bool) -> tuple[np.ndarray, bool]:
-        """Every value (put back in order unless ``consume``), and whether more were waiting."""
-        values, more = self._pop_all()
-        if not consume:
-            self._push(values if self.map_type == "queue" else values[::-1])
+        """Every value (put back in order unless ``consume``), and whether more were waiting.
+
+        Ctrl-C waits until the popped values are back: an interrupted read must not lose them.
+        """
+        with deferred_interrupts() as interrupted:
+            values, more = self._pop_all()
+            if not consume:
+                self._push(values if self.map_type == "queue" else values[::-1])
+        if interrupted:
+            raise Interrupted(f"reading {self.map_type} {self.name!r} (every value is back in it)")
         return values, more
 
     def _pop_all(self) -> tuple[np.ndarray, bool]:

@@ -24,7 +24,7 @@ from ..decode.decoders import Decoder
 from ..decode.dtypes import c_type_name, dtype_of
 from ..display import html as _html
 from ..engines.base import MapSpec, Owner
-from ..errors import BpfnbError, DecodeError
+from ..errors import ArgumentError, BpfnbError, DecodeError, Interrupted
 from ..kernel.libbpf import map_elem, num_possible_cpus
 from .io import MapIO, MapLayout
 
@@ -96,7 +96,10 @@ class BpfMap(Mapping[Any, Any]):
         ``limit`` reads only the first entries (in the kernel's order).
         """
         self._alive()
-        keys, slots = self._io.read(limit=limit)
+        try:
+            keys, slots = self._io.read(limit=limit)
+        except KeyboardInterrupt:
+            raise Interrupted(f"reading map {self.name!r}") from None
         return keys, self.layout.values(slots)
 
     def df(self, *, decode: Mapping[str, Decoder] | None = None) -> pd.DataFrame:
@@ -123,10 +126,7 @@ class BpfMap(Mapping[Any, Any]):
 
     def __getitem__(self, key: Any) -> Any:
         self._alive()
-        if isinstance(key, _CTYPES):  # BCC's table.Key(...) works too
-            packed = np.frombuffer(bytes(key), self.layout.key)
-        else:
-            packed = np.array([key], dtype=self.layout.key)
+        packed = self._pack(key)
         slot = np.empty(1, self.layout.slot)
         if not map_elem("lookup_elem", self.spec.fd, packed.ctypes.data, slot.ctypes.data):
             raise KeyError(key)
@@ -138,6 +138,18 @@ class BpfMap(Mapping[Any, Any]):
             return value[0].item()
         cells = {column: values[0] for column, values in columns_of(value).items()}
         return {c: v.item() if isinstance(v, np.generic) else v for c, v in cells.items()}
+
+    def _pack(self, key: Any) -> np.ndarray:
+        """``key`` as the map's key bytes; an :class:`ArgumentError` when it does not fit the key type."""
+        try:
+            if isinstance(key, _CTYPES):  # BCC's table.Key(...) works too
+                return np.frombuffer(bytes(key), self.layout.key)
+            return np.array([key], dtype=self.layout.key)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ArgumentError(
+                f"{key!r} is not a key of map {self.name!r}, whose keys are {self.key_type}",
+                hint="give a number, or a tuple of the key struct's fields in order",
+            ) from exc
 
     def __contains__(self, key: object) -> bool:
         try:

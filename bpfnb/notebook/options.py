@@ -18,6 +18,7 @@ from typing import NoReturn
 from ..engines import ENGINES
 from ..engines.bcc.compiler import DEBUG_FLAGS, parse_debug_flags
 from ..engines.hooks import PROBE_KINDS, Probe
+from ..kernel.constants import PROG_TYPES
 
 __all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_cell_options", "parse_command"]
 
@@ -168,6 +169,10 @@ def parse_command(line: str) -> argparse.Namespace:
     args = _command_parser().parse_args(_split(line))
     if args.command == "detach" and bool(args.name) == bool(args.all):
         raise OptionsError("%bpf detach: give a program's NAME or --all")
+    if args.command == "helpers" and args.prog_type is not None:
+        args.prog_type = args.prog_type.lower().removeprefix("bpf_prog_type_")
+        if args.prog_type not in PROG_TYPES:
+            raise OptionsError(f"%bpf helpers: --type {args.prog_type!r} is not a program type ({', '.join(PROG_TYPES)})")
     return args
 
 

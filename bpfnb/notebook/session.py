@@ -120,6 +120,6 @@ def _holds_hook_of(program: Program, error: AttachError) -> bool:
 def _kept(error: BpfnbError, old: Program | None) -> BpfnbError:
     """``error``, saying that the program the cell made before still runs."""
     if old is not None and not old.closed:
-        kept = f"The cell's previous program {old.name!r} is still loaded and running, with its maps, streams and plots."
+        kept = f"The cell's previous program {old.name!r} is still attached and running, with its maps, streams and plots."
         error.hint = f"{error.hint} {kept}".strip()
     return error

@@ -211,7 +211,7 @@ _CONSUMED: set[int] = set()
 def require_buffer(spec: MapSpec) -> str:
     """How displays call the buffer ``spec`` (``ring buffer``); an error if it is not one."""
     if spec.map_type not in BUFFER_TYPES:
-        raise BpfnbError(
+        raise ArgumentError(
             f"{spec.name!r} is not a ring or perf buffer",
             hint="stream a ring buffer or perf event array; read other maps with prog[name].df()",
         )

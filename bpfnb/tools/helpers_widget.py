@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..errors import BpfnbError
+from ..errors import ArgumentError, BpfnbError
+from ..kernel.constants import PROG_TYPES
 from .helpers import CATEGORIES, helpers
 
 if TYPE_CHECKING:
@@ -108,4 +109,6 @@ def helpers_widget(pattern: str | None = None, *, prog_type: str | None = None) 
         remark = f"Program types are not shown: {exc.message}"
     if prog_type is not None:
         prog_type = prog_type.lower().removeprefix("bpf_prog_type_")
+        if prog_type not in PROG_TYPES:
+            raise ArgumentError(f"unknown program type {prog_type!r}; expected one of {', '.join(sorted(PROG_TYPES))}")
     return HelpersBrowser(catalog, pattern=pattern or "", prog_type=prog_type, remark=remark)

@@ -9,7 +9,13 @@ from bpfnb.engines.bcc.compiler import _compile_error, parse_debug_flags
 
 
 def test_missing_headers_is_a_setup_error_with_the_fix():
-    error = _compile_error("chdir(/lib/modules/6.18.0/build): No such file or directory\nUnable to find kernel headers. Try rebuilding kernel with CONFIG_IKHEADERS=m (module) or installing the kernel development package for your running kernel version.\n")
+    error = _compile_error(
+        "chdir(/lib/modules/6.18.0/build): No such file or directory\nUnable to find kernel headers. Try rebuilding "
+        "kernel with CONFIG_IKHEADERS=m (module) or installing the kernel development package for your running "
+        "kernel version.\n",
+        source="",
+        first_line=1,
+    )
     assert isinstance(error, SetupError)
     assert "bpfnb doctor --fix" in error.hint
 

@@ -73,7 +73,7 @@ def test_a_failed_rerun_keeps_the_program_that_works(shell, workload):
     result = run(shell, broken)
     assert isinstance(result.error_in_exec, bpfnb.CompileError)
     assert result.error_in_exec.line == 5
-    assert "previous program 'syscalls' is still loaded and running" in result.error_in_exec.hint
+    assert "previous program 'syscalls' is still attached and running" in result.error_in_exec.hint
     assert shell.user_ns["syscalls"] is working and not working.closed
     pid = run_workload(workload, 10)
     assert working["counts"][pid] == 10

@@ -13,16 +13,27 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import functools
 import os
+import re
 import select
 import signal
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ...errors import ArgumentError, BpfnbError, Interrupted, SetupError
-from ..diagnostics import compile_error, compiler_crash, load_error, number_lines
+from ...errors import ArgumentError, BpfnbError, CompileError, Interrupted, LoadError, SetupError
+from ...kernel.libbpf import prog_load
+from ..diagnostics import (
+    SOURCE_FILE,
+    cell_diagnostics,
+    compile_error,
+    compiler_crash,
+    load_error,
+    number_lines,
+    parse_diagnostics,
+)
 from ..interrupts import deferred_interrupts
 
 if TYPE_CHECKING:
@@ -32,6 +43,15 @@ __all__ = ["DEBUG_FLAGS", "captured_c_output", "compile_source", "load_function"
 
 # Seconds a trial compile may take: long enough for any real program.
 _TRIAL_TIMEOUT = 300.0
+# BCC inserts a struct before these probes, on their own line: what follows on the line moves down.
+_REWRITTEN = re.compile(r"\b(?:TRACEPOINT_PROBE|RAW_TRACEPOINT_PROBE|KFUNC_PROBE|KRETFUNC_PROBE|LSM_PROBE)\s*\([^()]*\)")
+_MAP_REFUSED = re.compile(r"could not open bpf map: (?P<map>\w+), error: (?P<reason>[^\n]+)")
+_MAP_HINTS = {
+    "Argument list too long": "max_entries is more than the kernel will allocate for one map: make it smaller",
+    "Cannot allocate memory": "the map is too large for the memory this machine can lock: make it smaller",
+}
+_DRIVER_ERROR = re.compile(r"^error: (unknown argument[^\n]*)", re.MULTILINE)
+_IMPLICIT = re.compile(r"implicit declaration of function '(\w+)'")
 
 #: BCC's debug flags by the names ``--debug`` accepts.
 DEBUG_FLAGS = {
@@ -102,24 +122,30 @@ def compile_source(
     numbers of its own.
     """
     bpf_class = _quiet_bpf_class()
-    text = prelude + number_lines(source, first_line=first_line)
-    _trial_compile(bpf_class, text, cflags, debug)
+    text = prelude + number_lines(source, first_line=first_line, rewritten=_REWRITTEN)
+    _trial_compile(bpf_class, text, cflags, debug, source=source, first_line=first_line)
     cwd = os.getcwd()
     try:
         with captured_c_output() as output, deferred_interrupts() as interrupted:
             bpf = bpf_class(text=text.encode(), cflags=list(cflags), debug=debug)
     except Exception as exc:  # BCC raises bare Exception for everything
-        raise _compile_error(output[0] if output else "") from exc
+        raise _compile_error(output[0] if output else "", source=source, first_line=first_line) from exc
     finally:
         # BCC chdirs into the header tree while compiling.
         os.chdir(cwd)
     if interrupted:
         bpf.cleanup()
         raise Interrupted("compiling")
+    undeclared = _undeclared_functions(output[0])
+    if undeclared:
+        bpf.cleanup()
+        raise undeclared
     return bpf, output[0]
 
 
-def _trial_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], debug: int) -> None:
+def _trial_compile(
+    bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], debug: int, *, source: str, first_line: int
+) -> None:
     """Compile once in a forked child, where a crash of BCC or LLVM cannot end this process.
 
     Some C mistakes crash the compiler itself (a typo inside a BCC map macro
@@ -143,7 +169,10 @@ def _trial_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], d
     if os.WIFSIGNALED(status):
         raise compiler_crash(said, signal.Signals(os.WTERMSIG(status)).name)
     if os.WEXITSTATUS(status) != 0:
-        raise _compile_error(said)
+        raise _compile_error(said, source=source, first_line=first_line)
+    refusal = _driver_refusal(said) or _undeclared_functions(said)
+    if refusal:
+        raise refusal
 
 
 def _child_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], debug: int, out: int) -> None:
@@ -181,8 +210,38 @@ def load_function(bpf: bcc.BPF, function: str, prog_type: int, *, source: str, f
         # BCC registers a do-nothing atexit hook on failure, pinning the module.
         atexit.unregister(bpf.donothing)
         log = output[0] if output else ""
+        if err == errno.E2BIG:
+            log = _verifier_log(bpf, function, prog_type)
+            if not log:
+                raise LoadError(
+                    f"{function} compiled to no instructions: its body never returns",
+                    hint="end every path of the function with a return statement",
+                    function=function,
+                ) from exc
         raise load_error(function, err, log, source=source, first_line=first_line, fallback=str(exc)) from exc
     return output[0]
+
+
+def _verifier_log(bpf: bcc.BPF, function: str, prog_type: int) -> str:
+    """The verifier's own words for a program BCC reported as "too large" (E2BIG has several causes).
+
+    BCC replaces the log of an E2BIG refusal with its own sentence about the
+    instruction count, though the kernel also says E2BIG for a program that
+    uses more than 64 maps or makes the verifier walk a million instructions.
+    Loading the same instructions again with a log says which.
+    """
+    from bcc.libbcc import lib
+
+    name = function.encode()
+    size = lib.bpf_function_size(bpf.module, name)
+    if not size:
+        return ""
+    insns = ctypes.string_at(lib.bpf_function_start(bpf.module, name), size)
+    license = (lib.bpf_module_license(bpf.module) or b"GPL").decode()
+    fd, _err, log = prog_load(prog_type, insns, license=license, log_size=1 << 24)
+    if fd >= 0:
+        os.close(fd)
+    return log
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,11 +272,46 @@ def _quiet_bpf_class() -> type[bcc.BPF]:
     return ManagedBPF
 
 
-def _compile_error(output: str) -> BpfnbError:
+def _compile_error(output: str, *, source: str, first_line: int) -> BpfnbError:
     if "Unable to find kernel headers" in output:
         return SetupError(
             "BCC cannot find kernel headers for the running kernel.",
             hint="Run `bpfnb doctor --fix` as root (or `make lab`): it installs and links the distribution's headers.",
             details=output.strip(),
         )
+    refused = _MAP_REFUSED.search(output)
+    if refused:
+        return _map_error(refused["map"], refused["reason"], source=source, first_line=first_line)
     return compile_error(output, compiler="BCC")
+
+
+def _map_error(name: str, reason: str, *, source: str, first_line: int) -> LoadError:
+    """The kernel refused a map BCC creates while compiling: name it, with its declaration's line."""
+    declared = re.compile(rf"\bBPF_\w+\s*\(\s*(?:\"\w+\"\s*,[^;]*?)?\b{re.escape(name)}\b")
+    line = next((first_line + i for i, text in enumerate(source.splitlines()) if declared.search(text)), None)
+    hint = _MAP_HINTS.get(reason, "check the map's size (max_entries), key and value")
+    if "RINGBUF" in source and reason == "Invalid argument":
+        hint = "a ring buffer's size is a power of two pages (BPF_RINGBUF_OUTPUT(events, 8) is 8 pages); " + hint
+    return LoadError(f"the kernel refused to create map {name!r}: {reason}", hint=hint, line=line)
+
+
+def _driver_refusal(output: str) -> CompileError | None:
+    """An error of clang's driver (an unknown flag in cflags): BCC prints it and compiles on regardless."""
+    refused = _DRIVER_ERROR.search(output)
+    if refused is None:
+        return None
+    return CompileError(f"clang refused the flags: {refused[1]}", hint="check --cflags (cflags=...)", details=output.strip())
+
+
+def _undeclared_functions(output: str) -> CompileError | None:
+    """A call of a function the cell never declared: clang only warns, and the verifier's words mislead."""
+    for diagnostic in parse_diagnostics(output):
+        called = _IMPLICIT.search(diagnostic.message)
+        if called and diagnostic.file == SOURCE_FILE:
+            return CompileError(
+                f"{called[1]} is neither a BPF helper nor a function of the cell (line {diagnostic.line})",
+                hint="`%bpf helpers` lists the helpers and which program types may call them.",
+                details=cell_diagnostics(output),
+                line=diagnostic.line,
+            )
+    return None

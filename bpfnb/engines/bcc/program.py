@@ -9,6 +9,7 @@ attached when a later one fails).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Sequence
 
 from ...errors import AttachError, Interrupted
@@ -79,7 +80,11 @@ class BccProgram:
             self._loaded.setdefault(function, []).append(probe.kind)
         if attach_them:
             for probe in requested:
-                self._attachments.append(attach(self.bpf, probe))
+                try:
+                    self._attachments.append(attach(self.bpf, probe))
+                except AttachError as exc:
+                    exc.line = exc.line or _defined_at(self.source, probe.function_name, self.first_line)
+                    raise
 
     def _resolve(self, probes: Sequence[Probe]) -> list[Probe]:
         """BCC-named functions first, then explicit probes with their functions filled in."""
@@ -165,6 +170,19 @@ class BccProgram:
                 attachment.release()
         self._attachments.clear()
         self.bpf.cleanup()
+
+
+def _defined_at(source: str, function: str, first_line: int) -> int | None:
+    """The cell line where ``function`` is defined (BCC's probe macros name it by their arguments)."""
+    macro = re.match(r"(tracepoint|raw_tracepoint)__(\w+?)(?:__(\w+))?$", function)
+    if macro and macro[1] == "tracepoint":
+        pattern = rf"\bTRACEPOINT_PROBE\s*\(\s*{macro[2]}\s*,\s*{macro[3]}\s*\)"
+    elif macro:
+        pattern = rf"\bRAW_TRACEPOINT_PROBE\s*\(\s*{macro[2]}\s*\)"
+    else:
+        pattern = rf"\b{re.escape(function)}\s*\("
+    found = re.compile(pattern)
+    return next((first_line + i for i, line in enumerate(source.splitlines()) if found.search(line)), None)
 
 
 def _needs_tracefs(source: str, probes: Iterable[Probe]) -> bool:

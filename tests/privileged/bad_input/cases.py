@@ -16,11 +16,6 @@ from __future__ import annotations
 
 from .case import Case, Interrupt
 from .sources import (
-    BIG_HASH,
-    BUFFERS,
-    BUSY_QUEUE,
-    BUSY_STACK,
-    FULL_QUEUE,
     COUNTER,
     COUNTER_TYPO,
     cell,
@@ -29,6 +24,7 @@ from .sources import (
     many_tracepoints_source,
     slow_compile_source,
 )
+
 
 #: A tracepoint function with room for one bad statement on cell line 5.
 def _tp(statement: str, *, decls: str = "BPF_HASH(counts, u32, u64);", name: str = "p", options: str = "") -> str:
