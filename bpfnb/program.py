@@ -165,7 +165,7 @@ class Program:
 
     @property
     def engine(self) -> str:
-        """The engine that built the program: ``bcc``."""
+        """The engine that built the program: ``bcc`` or ``libbpf``."""
         return self._loaded.engine
 
     @property
@@ -216,6 +216,10 @@ class Program:
     def function_fd(self, function: str) -> int | None:
         """The fd of a loaded function (None if it is not loaded, or the program is detached)."""
         return None if self.closed else self._loaded.function_fd(function)
+
+    def program_type(self, function: str) -> str | None:
+        """The program type ``function`` is loaded as, where the cell fixes it (a libbpf ``SEC``)."""
+        return None if self.closed else self._loaded.program_type(function)
 
     def load_function(self, function: str, prog_type: str) -> int:
         """Load ``function`` as ``prog_type`` if it is not loaded yet; return its fd."""

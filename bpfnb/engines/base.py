@@ -134,6 +134,9 @@ class LoadedProgram(Protocol):
     def function_fd(self, function: str) -> int | None:
         """The fd of a loaded function, None if it is not loaded."""
 
+    def program_type(self, function: str) -> str | None:
+        """The program type ``function`` is loaded as, where its source fixes it (a libbpf ``SEC``)."""
+
     def load_function(self, function: str, prog_type: str) -> int:
         """Load ``function`` as ``prog_type`` (if not loaded yet) and return its fd."""
 

@@ -361,9 +361,10 @@ def header_notice() -> str | None:
         return None
     return (
         f"The installed kernel headers ({headers.describe()}) do not match the running kernel "
-        f"({headers.running}). BPF helpers, maps and tracepoint `args` are right, but direct reads "
-        "of kernel struct fields may use wrong offsets: prefer tracepoint args, BTF-typed tp_btf "
-        "programs, or bpf_probe_read of fields you have verified."
+        f"({headers.running}). BPF helpers, maps and tracepoint `args` are right in BCC cells; a BCC cell "
+        "that reads a kernel struct field the headers place elsewhere is refused (LayoutError). Read kernel "
+        "structs in libbpf cells (`#include \"vmlinux.h\"`, `BPF_CORE_READ`): they take the layout from the "
+        "running kernel's BTF."
     )
 
 

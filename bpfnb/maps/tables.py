@@ -82,8 +82,8 @@ class KeyValueMap(BpfMap):
     def _frame(
         self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None, percpu: str = "sum"
     ) -> pd.DataFrame:
-        if values.ndim == 1:
-            return to_frame({"key": keys, "value": values}, decode=decode)
+        if not self.percpu:
+            return super()._frame(keys, values, decode=decode)
         if percpu not in PERCPU_MODES:
             raise ArgumentError(f"percpu must be one of {PERCPU_MODES}, not {percpu!r}")
         cpus = values.shape[1]
@@ -95,7 +95,7 @@ class KeyValueMap(BpfMap):
             columns = {f"{col}.cpu{c}": part[col] for col in per_cpu[0] for c, part in enumerate(per_cpu)}
         else:
             columns = {col: _sum_over_cpus([part[col] for part in per_cpu]) for col in per_cpu[0]}
-        return to_frame({"key": keys, "value": columns}, decode=decode)
+        return self._named_enums(to_frame({"key": keys, "value": columns}, decode=decode), decode)
 
     def percentiles(self, q: Sequence[float] = (50, 90, 99), **df_options: Any) -> pd.DataFrame:
         """Percentiles estimated from this histogram's buckets, with their bounds.

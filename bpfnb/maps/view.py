@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..decode.columns import columns_of, to_frame
-from ..decode.decoders import Decoder
+from ..decode.decoders import Decoder, apply_decoders
 from ..decode.dtypes import c_type_name, dtype_of
 from ..display import html as _html
 from ..engines.base import MapSpec, Owner
@@ -115,7 +115,18 @@ class BpfMap(Mapping[Any, Any]):
         return self._frame(keys, values, decode=decode)
 
     def _frame(self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None) -> pd.DataFrame:
-        return to_frame({"key": keys, "value": values}, decode=decode)
+        return self._named_enums(to_frame({"key": keys, "value": values}, decode=decode), decode)
+
+    def _named_enums(self, frame: pd.DataFrame, decode: Mapping[str, Decoder] | None) -> pd.DataFrame:
+        """Enum fields by their names (the number kept as ``<column>_raw``), unless ``decode`` says otherwise."""
+        chosen = set(decode or ())
+        names = {
+            column: values
+            for field, values in self.spec.enums.items()
+            for column in (field, f"key.{field}", f"value.{field}")
+            if column in frame.columns and column not in chosen
+        }
+        return apply_decoders(frame, names) if names else frame
 
     def __len__(self) -> int:
         self._alive()

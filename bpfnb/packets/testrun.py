@@ -32,6 +32,9 @@ class Runnable(Protocol):
 
     source: str
 
+    def program_type(self, function: str) -> str | None:
+        """The program type ``function`` is loaded as, where the cell fixes it."""
+
     def load_function(self, function: str, prog_type: str) -> int:
         """Load ``function`` as ``prog_type`` if it is not loaded yet; return its fd."""
 
@@ -184,7 +187,7 @@ def test_run(
         raise ArgumentError(f"repeat must be at least 1, not {repeat}")
     if len(packet) < _ETH_HLEN:
         raise ArgumentError(f"a packet starts with a {_ETH_HLEN}-byte Ethernet header; got {len(packet)} bytes")
-    kind = _resolve_type(program.source, function, prog_type)
+    kind = _resolve_type(program.source, function, prog_type or program.program_type(function))
     fd = program.load_function(function, kind)
     try:
         retval, out, duration, ctx_out = _libbpf.prog_test_run(fd, bytes(packet), repeat=repeat, ctx=ctx)

@@ -226,7 +226,7 @@ def _headers() -> list[Check]:
     if headers.matches:
         return [Check("kernel headers", "ok", f"{headers.describe()}, matching the running kernel ({where})")]
     notice = env.header_notice() or ""
-    fix = f"install linux-headers-{headers.running} if your distribution has it"
+    fix = f"read kernel structs in libbpf cells (CO-RE); or install linux-headers-{headers.running} if your distribution has it"
     return [Check("kernel headers", "warn", f"{where}. {notice}", fix)]
 
 

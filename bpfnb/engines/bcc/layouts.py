@@ -52,25 +52,25 @@ def struct_reads(source: str, kernel: Btf, *, first_line: int = 1) -> list[Field
     reads: dict[tuple[str, str], FieldRead] = {}
     for number, line in enumerate(source.splitlines(), start=first_line):
         code = line.split("//", 1)[0]
-        for struct, start, hops in _chains(code, pointers):
-            for read in _resolve(kernel, struct, hops, number, code[start:].strip()):
+        for struct, text, hops in _chains(code, pointers):
+            for read in _resolve(kernel, struct, hops, number, text):
                 reads.setdefault((read.struct, read.path), read)
     return list(reads.values())
 
 
-def _chains(code: str, pointers: dict[str, str]) -> Iterator[tuple[str, int, list[tuple[str, str]]]]:
-    """``(struct, position, [(arrow or dot, member)...])`` for each access chain on a line."""
+def _chains(code: str, pointers: dict[str, str]) -> Iterator[tuple[str, str, list[tuple[str, str]]]]:
+    """``(struct, the chain's text, [(arrow or dot, member)...])`` for each access chain on a line."""
     for name, struct in pointers.items():
         for found in re.finditer(rf"\b{re.escape(name)}((?:\s*(?:->|\.)\s*\w+)+)", code):
             hops = _HOP.findall(found.group(1))
             if hops and hops[0][0] == "->":
-                yield struct, found.start(), hops
+                yield struct, found.group(0), hops
     for cast in _CAST.finditer(code):
         rest = _HOPS.match(code, cast.end())
         if rest:
             hops = _HOP.findall(rest.group(0))
             if hops and hops[0][0] == "->":
-                yield cast.group(1), cast.start(), hops
+                yield cast.group(1), code[cast.start() : rest.end()], hops
 
 
 def _resolve(kernel: Btf, struct: str, hops: list[tuple[str, str]], line: int, text: str) -> Iterator[FieldRead]:

@@ -139,6 +139,9 @@ class BccProgram:
         fn = self.bpf.funcs.get(function.encode())
         return None if fn is None else int(fn.fd)
 
+    def program_type(self, function: str) -> str | None:
+        return None  # BCC loads a function as whatever type its hook needs
+
     def load_function(self, function: str, prog_type: str) -> int:
         fd = self.function_fd(function)
         if fd is None:

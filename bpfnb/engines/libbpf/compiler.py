@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...cache import atomic_write, cache_root
-from ...errors import CompileError, SetupError
+from ...errors import CompileError, Interrupted, SetupError
 from ...kernel.environment import kernel_btf_key
 from ..diagnostics import SOURCE_FILE, Diagnostic, compile_error, crash_report, is_crash, parse_diagnostics
 from .vmlinux import vmlinux_header
@@ -264,6 +264,8 @@ def compile_object(
                 command, cwd=work, capture_output=True, text=True, errors="replace",
                 timeout=timeout, check=False,
             )  # fmt: skip
+        except KeyboardInterrupt:
+            raise Interrupted("compiling") from None  # subprocess.run has killed clang
         except subprocess.TimeoutExpired:
             raise CompileError(
                 f"clang did not finish within {timeout:g} s and was stopped",

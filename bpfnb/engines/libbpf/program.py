@@ -17,13 +17,14 @@ from pathlib import Path
 
 from ...decode.btf import Btf, Kind
 from ...decode.btf_types import ctype_of, enum_columns
-from ...errors import ArgumentError, AttachError, CompileError, DecodeError
+from ...errors import ArgumentError, AttachError, CompileError, DecodeError, Interrupted
 from ...kernel.constants import PERF_ATTR_FREQ, PROG_TYPES
 from ...kernel.libbpf import num_possible_cpus
 from ...kernel.perf import PerfEventAttr, online_cpus, perf_event_open
 from ..base import LoadOptions, MapSpec
 from ..diagnostics import cell_diagnostics
-from ..hooks import Probe, perf_event_type, require_target
+from ..hooks import SECTION, Probe, perf_event_type, require_target
+from ..interrupts import deferred_interrupts
 from ..links import Attachment, attach_socket_filter, attach_xdp
 from .bindings import BpfUprobeOpts, libbpf
 from .compiler import compile_object
@@ -58,14 +59,18 @@ class LibbpfProgram:
         self.warnings = cell_diagnostics("\n".join(d.text for d in compiled.warnings))
         self.log = self.warnings
         self.cached = compiled.cached
-        self._object = LibbpfObject.open(compiled.data, _object_name(options.name))
         self._attachments: list[Attachment] = []
         self._probes: list[Probe] = []
-        try:
-            self._start(options.probes, options.attach)
-        except BaseException:
+        with deferred_interrupts() as interrupted:
+            self._object = LibbpfObject.open(compiled.data, _object_name(options.name))
+            try:
+                self._start(options.probes, options.attach)
+            except BaseException:
+                self.release()
+                raise
+        if interrupted:
             self.release()
-            raise
+            raise Interrupted("loading and attaching")
 
     def _start(self, probes: Sequence[Probe], attach_them: bool) -> None:
         resolved = self._resolve(probes)
@@ -76,7 +81,7 @@ class LibbpfProgram:
         if not attach_them:
             return
         for name in self._object.attach_all():
-            self._probes.append(Probe("section", self._object.programs[name].section, name))
+            self._probes.append(Probe(SECTION, self._object.programs[name].section, name))
         for probe in resolved:
             self._attach(probe)
 
@@ -171,6 +176,10 @@ class LibbpfProgram:
     def function_fd(self, function: str) -> int | None:
         program = self._object.programs.get(function)
         return None if program is None or program.fd < 0 else program.fd
+
+    def program_type(self, function: str) -> str | None:
+        program = self._object.programs.get(function)
+        return None if program is None else program.type_name
 
     def load_function(self, function: str, prog_type: str) -> int:
         program = self._object.programs.get(function)
