@@ -306,7 +306,8 @@ class Program:
         return (
             f"{names} attach{'es' if len(self.unattached) == 1 else ''} to nothing: name a function after its hook "
             "(TRACEPOINT_PROBE(category, event), tracepoint__category__event; SEC(\"tracepoint/...\") in a libbpf "
-            "cell) or attach it with an option such as --tracepoint category:event=function"
+            "cell) or attach it with an option such as --tracepoint category:event=function, --cgroup PATH=function "
+            "or --sk-msg MAP=function"
         )
 
     @property

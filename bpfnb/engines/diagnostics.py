@@ -197,7 +197,7 @@ def load_error(function: str, err: int, log: str, *, source: str, first_line: in
         where = f" at line {line}" if line is not None else ""
         return LoadError(
             f"the verifier rejected {function}{where}: {complaint}",
-            hint=_verifier_hint(complaint),
+            hint=_verifier_hint(complaint, source),
             details=tail,
             errno=err,
             function=function,
@@ -207,8 +207,15 @@ def load_error(function: str, err: int, log: str, *, source: str, first_line: in
     return LoadError(f"the kernel refused to load {function}: {reason}", errno=err, function=function)
 
 
-def _verifier_hint(complaint: str) -> str:
+def _verifier_hint(complaint: str, source: str) -> str:
     """What to do about a verifier complaint; the kernel's lockdown where it withholds a helper."""
+    if "expected=map_ptr" in complaint and re.search(r"\bbpf_\w+\s*\([^;]*&\s*\w+", source):
+        # BCC's maps are structs it rewrites at their method calls; "&name" is not the map.
+        return (
+            "BCC passes a map to a helper only through the map's own methods (counts.lookup(&key), "
+            "sockets.sk_redirect_hash(skb, &key, 0), events.ringbuf_output(...)), not as &name; "
+            "a libbpf cell (#include \"vmlinux.h\") takes &name."
+        )
     if "bpf_probe_write_user" in complaint:
         from ..kernel.environment import lockdown
 

@@ -13,11 +13,20 @@ import socket
 from dataclasses import dataclass, field, replace
 
 from ..errors import ArgumentError, AttachError
-from ..kernel.constants import PERF_EVENTS, PROG_TYPES, XDP_FLAGS
+from ..kernel.constants import ATTACH_TYPES, PERF_EVENTS, PROG_TYPES, XDP_FLAGS
 from ..kernel.perf import online_cpus
 from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint, resolve_binary
 
-__all__ = ["PROBE_KINDS", "SECTION", "Probe", "perf_event_type", "program_type", "require_target"]
+__all__ = [
+    "CGROUP_HOOKS",
+    "PROBE_KINDS",
+    "SECTION",
+    "SK_SKB_HOOKS",
+    "Probe",
+    "cgroup_hook_named",
+    "perf_event_type",
+    "require_target",
+]
 
 #: Options each kind of explicit probe accepts after its target.
 PROBE_KINDS: dict[str, tuple[str, ...]] = {
@@ -30,7 +39,54 @@ PROBE_KINDS: dict[str, tuple[str, ...]] = {
     "perf_event": ("freq", "period", "cpu", "pid"),
     "xdp": ("mode",),
     "socket_filter": (),
+    "cgroup": ("type",),
+    "sk_msg": (),
+    "sk_skb": ("type",),
+    "sk_lookup": (),
 }
+
+#: What ``--cgroup PATH=FUNCTION,type=T`` attaches to, by T (libbpf's ``SEC("cgroup/T")`` suffix):
+#: the program type such a function is loaded as, and the kernel's attach type.
+CGROUP_HOOKS: dict[str, tuple[str, str]] = {
+    "ingress": ("cgroup_skb", "cgroup_inet_ingress"),
+    "egress": ("cgroup_skb", "cgroup_inet_egress"),
+    "sock_create": ("cgroup_sock", "cgroup_inet_sock_create"),
+    "sock_release": ("cgroup_sock", "cgroup_inet_sock_release"),
+    "post_bind4": ("cgroup_sock", "cgroup_inet4_post_bind"),
+    "post_bind6": ("cgroup_sock", "cgroup_inet6_post_bind"),
+    "bind4": ("cgroup_sock_addr", "cgroup_inet4_bind"),
+    "bind6": ("cgroup_sock_addr", "cgroup_inet6_bind"),
+    "connect4": ("cgroup_sock_addr", "cgroup_inet4_connect"),
+    "connect6": ("cgroup_sock_addr", "cgroup_inet6_connect"),
+    "connect_unix": ("cgroup_sock_addr", "cgroup_unix_connect"),
+    "sendmsg4": ("cgroup_sock_addr", "cgroup_udp4_sendmsg"),
+    "sendmsg6": ("cgroup_sock_addr", "cgroup_udp6_sendmsg"),
+    "sendmsg_unix": ("cgroup_sock_addr", "cgroup_unix_sendmsg"),
+    "recvmsg4": ("cgroup_sock_addr", "cgroup_udp4_recvmsg"),
+    "recvmsg6": ("cgroup_sock_addr", "cgroup_udp6_recvmsg"),
+    "recvmsg_unix": ("cgroup_sock_addr", "cgroup_unix_recvmsg"),
+    "getpeername4": ("cgroup_sock_addr", "cgroup_inet4_getpeername"),
+    "getpeername6": ("cgroup_sock_addr", "cgroup_inet6_getpeername"),
+    "getsockname4": ("cgroup_sock_addr", "cgroup_inet4_getsockname"),
+    "getsockname6": ("cgroup_sock_addr", "cgroup_inet6_getsockname"),
+    "getsockopt": ("cgroup_sockopt", "cgroup_getsockopt"),
+    "setsockopt": ("cgroup_sockopt", "cgroup_setsockopt"),
+    "sysctl": ("cgroup_sysctl", "cgroup_sysctl"),
+    "dev": ("cgroup_device", "cgroup_device"),
+    "sock_ops": ("sock_ops", "cgroup_sock_ops"),
+}
+
+
+def cgroup_hook_named(prog_type: int, attach_type: int) -> str | None:
+    """The ``type=`` of :data:`CGROUP_HOOKS` a program of ``prog_type`` loaded for ``attach_type`` attaches as."""
+    for name, (program, attach) in CGROUP_HOOKS.items():
+        if PROG_TYPES[program] == prog_type and ATTACH_TYPES[attach] == attach_type:
+            return name
+    return None
+
+
+#: What ``--sk-skb MAP=FUNCTION,type=T`` attaches to, by T: the kernel's attach type.
+SK_SKB_HOOKS: dict[str, str] = {"verdict": "sk_skb_stream_verdict", "parser": "sk_skb_stream_parser"}
 
 # The program type a function attached as each kind of hook is loaded as.
 _PROGRAM_TYPES = {
@@ -46,13 +102,25 @@ _PROGRAM_TYPES = {
     "kfunc": "tracing",
     "kretfunc": "tracing",
     "lsm": "lsm",
+    "sk_msg": "sk_msg",
+    "sk_skb": "sk_skb",
+    "sk_lookup": "sk_lookup",
 }
 
 
 #: The kind of the hooks a libbpf program attaches to by its SEC() name (the target is the section).
 SECTION = "section"
 #: A target of each kind, for messages.
-_EXAMPLES = {"tracepoint": "sched:sched_switch", "uprobe": "c:malloc", "xdp": "veth0", "perf_event": "software:cpu-clock"}
+_EXAMPLES = {
+    "tracepoint": "sched:sched_switch",
+    "uprobe": "c:malloc",
+    "xdp": "veth0",
+    "perf_event": "software:cpu-clock",
+    "cgroup": "/sys/fs/cgroup/unified/demo",
+    "sk_msg": "sock_map",
+    "sk_skb": "sock_map",
+    "sk_lookup": "/var/run/netns/demo",
+}
 
 
 def _spans(numbers: list[int]) -> str:
@@ -64,11 +132,6 @@ def _spans(numbers: list[int]) -> str:
         else:
             spans.append([n, n])
     return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
-
-
-def program_type(kind: str) -> int:
-    """The BPF_PROG_TYPE_* number a function attached as ``kind`` is loaded with."""
-    return PROG_TYPES[_PROGRAM_TYPES[kind]]
 
 
 def perf_event_type(target: str) -> tuple[int, int]:
@@ -106,10 +169,11 @@ class Probe:
     options: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.kind not in _PROGRAM_TYPES and self.kind != SECTION:
+        if self.kind not in _PROGRAM_TYPES and self.kind not in (SECTION, "cgroup"):
             raise ArgumentError(f"unknown probe kind {self.kind!r}; expected one of {', '.join(PROBE_KINDS)}")
         if not isinstance(self.target, str) or not self.target:
             raise ArgumentError(f"a {self.kind} probe needs a target such as {_EXAMPLES.get(self.kind, 'a name')!r}")
+        self._validate()
 
     @classmethod
     def parse(cls, kind: str, spec: str) -> Probe:
@@ -125,11 +189,11 @@ class Probe:
             key, sep, value = setting.partition("=")
             if not sep or key not in PROBE_KINDS[kind]:
                 allowed = ", ".join(f"{k}=..." for k in PROBE_KINDS[kind]) or "no options"
-                raise ArgumentError(f"--{kind.replace('_', '-')} {spec!r}: {setting!r} is not an option here ({allowed})")
+                raise ArgumentError(
+                    f"--{kind.replace('_', '-')} {spec!r}: {setting!r} is not an option here ({allowed})"
+                )
             options.append((key, value))
-        probe = cls(kind, target, function or None, tuple(options))
-        probe._validate()
-        return probe
+        return cls(kind, target, function or None, tuple(options))
 
     def option(self, key: str, default: str | None = None) -> str | None:
         """The value of setting ``key`` (``pid``, ``mode``...), or ``default``."""
@@ -150,7 +214,44 @@ class Probe:
     def with_function(self, function: str) -> Probe:
         return replace(self, function=function)
 
+    def with_option(self, key: str, value: str) -> Probe:
+        return replace(self, options=(*((k, v) for k, v in self.options if k != key), (key, value)))
+
+    @property
+    def program_type(self) -> int:
+        """The BPF_PROG_TYPE_* number a function attached to this hook is loaded as."""
+        if self.kind == "cgroup":
+            return PROG_TYPES[CGROUP_HOOKS[self._cgroup_type()][0]]
+        return PROG_TYPES[_PROGRAM_TYPES[self.kind]]
+
+    @property
+    def attach_type(self) -> int | None:
+        """The kernel's BPF_* attach type of this hook, for hooks attached through a link or map.
+
+        None where the attach type comes from the program (a libbpf program's
+        SEC()) or the hook is not attached by attach type (tracepoints, kprobes).
+        """
+        if self.kind == "cgroup":
+            cgroup_type = self.option("type")
+            return None if cgroup_type is None else ATTACH_TYPES[CGROUP_HOOKS[cgroup_type][1]]
+        if self.kind == "sk_skb":
+            return ATTACH_TYPES[SK_SKB_HOOKS[self.option("type") or "verdict"]]
+        return ATTACH_TYPES.get({"sk_msg": "sk_msg_verdict", "sk_lookup": "sk_lookup", "xdp": "xdp"}.get(self.kind, ""))
+
+    def _cgroup_type(self) -> str:
+        cgroup_type = self.option("type")
+        if cgroup_type is None:
+            raise ArgumentError(
+                f"--cgroup {self.target}: say which hook of the cgroup, for example {self.target}=FUNCTION,type=connect4",
+                hint=f"types: {', '.join(CGROUP_HOOKS)}",
+            )
+        return cgroup_type
+
     def _validate(self) -> None:
+        for key, _value in self.options:
+            if key not in PROBE_KINDS.get(self.kind, ()):
+                allowed = ", ".join(f"{k}=..." for k in PROBE_KINDS.get(self.kind, ())) or "no options"
+                raise ArgumentError(f"{self.kind} {self.target}: {key!r} is not an option here ({allowed})")
         if self.kind == "perf_event":
             perf_event_type(self.target)
             if self.option("freq") and self.option("period"):
@@ -159,6 +260,12 @@ class Probe:
             raise ArgumentError(f"XDP mode {self.option('mode')!r}: expected one of {', '.join(XDP_FLAGS)}")
         if self.kind in ("uprobe", "uretprobe") and ":" not in self.target:
             raise ArgumentError(f"--{self.kind} {self.target!r}: write BINARY:SYMBOL, for example c:malloc")
+        if self.kind == "cgroup" and self.option("type", "ingress") not in CGROUP_HOOKS:
+            raise ArgumentError(
+                f"--cgroup type={self.option('type')!r} is not a cgroup hook", hint=f"types: {', '.join(CGROUP_HOOKS)}"
+            )
+        if self.kind == "sk_skb" and self.option("type", "verdict") not in SK_SKB_HOOKS:
+            raise ArgumentError(f"--sk-skb type={self.option('type')!r}: expected {' or '.join(SK_SKB_HOOKS)}")
         if self.kind == "tracepoint" and ":" not in self.target:
             raise ArgumentError(f"--tracepoint {self.target!r}: write CATEGORY:EVENT, for example sched:sched_switch")
         for key in ("pid", "cpu", "freq", "period"):

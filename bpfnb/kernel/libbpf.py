@@ -7,6 +7,7 @@ kernel's errno instead of a negative return value.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -25,8 +26,11 @@ __all__ = [
     "TestRunOpts",
     "check",
     "libbpf",
+    "empty_map",
     "link_create",
     "prog_load",
+    "prog_attach",
+    "prog_detach",
     "prog_test_run",
     "raw_tracepoint_open",
     "vmlinux_btf_id",
@@ -46,6 +50,11 @@ def libbpf() -> ctypes.CDLL:
     # Links: attachments that end with the fd (XDP in Program).
     lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     lib.bpf_link_create.restype = ctypes.c_int
+    # Attachments to a map (sockmap verdicts on kernels without sockmap links).
+    lib.bpf_prog_attach.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint]
+    lib.bpf_prog_attach.restype = ctypes.c_int
+    lib.bpf_prog_detach2.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.bpf_prog_detach2.restype = ctypes.c_int
     # Program loading and test runs (helpers catalog, packet lab).
     lib.bpf_prog_load.argtypes = [
         ctypes.c_int,
@@ -275,6 +284,23 @@ def map_batch(op: str, fd: int, *buffers: int | None, count: int) -> tuple[int, 
     return done.value, not _found(result, f"BPF map {op} batch")
 
 
+def empty_map(fd: int) -> None:
+    """Delete every entry of the map behind ``fd``, one by one (for maps without batch deletes).
+
+    Array-like maps (sockmaps) list every index as a key, full or not, and
+    refuse to delete an empty one: those refusals are skipped.
+    """
+    info = map_info(fd)
+    size = max(info.key_size, 1)
+    keys = ctypes.create_string_buffer(size * max(info.max_entries, 1))
+    held, previous = 0, None
+    while held < info.max_entries and map_elem("get_next_key", fd, previous, ctypes.addressof(keys) + held * size):
+        previous, held = ctypes.addressof(keys) + held * size, held + 1
+    for at in range(held):
+        with contextlib.suppress(OSError):
+            map_elem("delete_elem", fd, ctypes.addressof(keys) + at * size)
+
+
 def map_elem(op: str, fd: int, *args: int | None) -> bool:
     """One ``bpf_map_<op>`` call (``get_next_key``, ``lookup_elem``, ...); False on ENOENT."""
     result = getattr(libbpf(), _MAP_FUNCTIONS[op])(fd, *args)
@@ -370,3 +396,13 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
     """Attach a program through a BPF link; the attachment lasts while the returned fd is open."""
     opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=flags)
     return check(libbpf().bpf_link_create(prog_fd, target_fd, attach_type, ctypes.byref(opts)), "bpf_link_create")
+
+
+def prog_attach(prog_fd: int, target_fd: int, attach_type: int) -> None:
+    """Attach a program without a link (``BPF_PROG_ATTACH``); it stays until :func:`prog_detach` or the target goes."""
+    check(libbpf().bpf_prog_attach(prog_fd, target_fd, attach_type, 0), "BPF_PROG_ATTACH")
+
+
+def prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:
+    """Undo :func:`prog_attach`."""
+    check(libbpf().bpf_prog_detach2(prog_fd, target_fd, attach_type), "BPF_PROG_DETACH")

@@ -163,6 +163,18 @@ class MapIO:
                 previous = cursor.ctypes.data
         return keys[:held], slots[:held]
 
+    def read_keys(self, *, limit: int | None = None) -> np.ndarray:
+        """Every key of the map, or the first ``limit``, without their values (maps that do not show values)."""
+        limit = self.max_entries if limit is None else min(limit, self.max_entries)
+        keys = np.empty(max(limit, 1), self.layout.key)
+        held, previous = 0, None
+        while held < limit:
+            key_at = keys.ctypes.data + held * keys.itemsize
+            if not map_elem("get_next_key", self.fd, previous, key_at):
+                break
+            held, previous = held + 1, key_at
+        return keys[:held]
+
     def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values at the given keys, skipping absent ones (fd arrays: ENOENT per empty slot)."""
         keys = np.ascontiguousarray(indices, dtype=self.layout.key)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from ..engines.base import MapSpec, Owner
 from ..kernel.constants import MAP_TYPE_IDS
 from .fd_arrays import CgroupArrayMap, ProgArrayMap
+from .local_storage import CgroupStorageMap, SocketStorageMap, TaskStorageMap
 from .queues import QueueMap
+from .sockmaps import SockMap
 from .stacks import StackTraceMap
 from .tables import ArrayMap, HashMap, PerCpuArrayMap, PerCpuHashMap, UnsupportedMap
 from .view import BpfMap
@@ -28,6 +30,13 @@ VIEWS: dict[int, type[BpfMap]] = {
         "stack": QueueMap,
         "prog_array": ProgArrayMap,
         "cgroup_array": CgroupArrayMap,
+        "sockmap": SockMap,
+        "sockhash": SockMap,
+        "cgroup_storage": HashMap,
+        "percpu_cgroup_storage": PerCpuHashMap,
+        "task_storage": TaskStorageMap,
+        "cgrp_storage": CgroupStorageMap,
+        "sk_storage": SocketStorageMap,
     }.items()
 }
 

@@ -151,10 +151,9 @@ class UnsupportedMap(BpfMap):
     _HINTS = {
         "perf_event_array": "it is an event buffer: read it with prog.stream({name!r})",
         "ringbuf": "it is an event buffer: read it with prog.stream({name!r})",
-        "task_storage": "local storage is keyed by kernel objects; copy what you need into a hash map",
-        "sk_storage": "local storage is keyed by kernel objects; copy what you need into a hash map",
-        "inode_storage": "local storage is keyed by kernel objects; copy what you need into a hash map",
-        "cgrp_storage": "local storage is keyed by kernel objects; copy what you need into a hash map",
+        "inode_storage": "user space reaches inode storage only through an fd on each file, and cannot list "
+        "the inodes that have a value: copy what you need into a hash map keyed by inode number, or send it "
+        "to a ring buffer",
     }
 
     def _layout(self) -> MapLayout:

@@ -65,6 +65,11 @@ _PROBE_HELP = {
     "sample on a perf event, e.g. software:cpu-clock=on_sample,freq=99",
     "xdp": "DEVICE[=FN][,mode=skb|drv|hw]: an XDP program on a network device",
     "socket_filter": "DEVICE[=FN]: a socket filter on a raw socket bound to DEVICE",
+    "cgroup": "CGROUP[=FN][,type=HOOK]: a cgroup program, e.g. demo=redirect,type=connect4 "
+    "(a cgroup v2 path or one relative to its root; libbpf cells take the type from SEC())",
+    "sk_msg": "MAP=FN: an sk_msg verdict program on a sockmap or sockhash of the cell",
+    "sk_skb": "MAP=FN[,type=verdict|parser]: an sk_skb program on a sockmap or sockhash of the cell",
+    "sk_lookup": "NETNS=FN: an sk_lookup program on a network namespace (an `ip netns` name or a path)",
 }
 
 

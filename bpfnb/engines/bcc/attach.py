@@ -5,7 +5,7 @@ is applied here rather than by BCC's own auto-attach, so that a failure half way
 can undo everything before it (:func:`implied_probe`).
 
 :func:`attach` returns an :class:`Attachment`. Most hooks are released by
-``BPF.cleanup()``; XDP links and socket filters are bpfnb's own
+``BPF.cleanup()``; links (XDP, cgroups, network namespaces, sockmaps) and socket filters are bpfnb's own
 (:mod:`bpfnb.engines.links`) and carry their own ``undo``.
 """
 
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from ...errors import AttachError
 from ..hooks import Probe, perf_event_type, require_target
-from ..links import Attachment, attach_socket_filter, attach_xdp
+from ..links import Attachment, attach_cgroup, attach_netns, attach_socket_filter, attach_sockmap, attach_xdp
 from .compiler import captured_c_output
+from .module import table_fd, table_names
 
 if TYPE_CHECKING:
     import bcc
@@ -128,11 +129,31 @@ def _perf_event(bpf: bcc.BPF, probe: Probe) -> Attachment:
 
 
 def _xdp(bpf: bcc.BPF, probe: Probe) -> Attachment:
-    return attach_xdp(bpf.funcs[probe.function_name.encode()].fd, probe)
+    return attach_xdp(_fd(bpf, probe), probe)
 
 
 def _socket_filter(bpf: bcc.BPF, probe: Probe) -> Attachment:
-    return attach_socket_filter(bpf.funcs[probe.function_name.encode()].fd, probe)
+    return attach_socket_filter(_fd(bpf, probe), probe)
+
+
+def _cgroup(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    attach_type = probe.attach_type
+    assert attach_type is not None, "BCC functions for cgroups were loaded for a named type"
+    return attach_cgroup(_fd(bpf, probe), probe, attach_type)
+
+
+def _sockmap(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    if probe.target not in table_names(bpf.module):
+        raise AttachError(f"the program has no map {probe.target!r} to attach {probe.function} to.")
+    return attach_sockmap(_fd(bpf, probe), probe, table_fd(bpf.module, probe.target))
+
+
+def _sk_lookup(bpf: bcc.BPF, probe: Probe) -> Attachment:
+    return attach_netns(_fd(bpf, probe), probe)
+
+
+def _fd(bpf: bcc.BPF, probe: Probe) -> int:
+    return int(bpf.funcs[probe.function_name.encode()].fd)
 
 
 _ATTACHERS: dict[str, Callable[[bcc.BPF, Probe], Attachment]] = {
@@ -148,4 +169,8 @@ _ATTACHERS: dict[str, Callable[[bcc.BPF, Probe], Attachment]] = {
     "perf_event": _perf_event,
     "xdp": _xdp,
     "socket_filter": _socket_filter,
+    "cgroup": _cgroup,
+    "sk_msg": _sockmap,
+    "sk_skb": _sockmap,
+    "sk_lookup": _sk_lookup,
 }

@@ -200,18 +200,24 @@ def _wait(pid: int) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-def load_function(bpf: bcc.BPF, function: str, prog_type: int, *, source: str, first_line: int) -> str:
-    """Load one function of a compiled module as ``prog_type``; return what BCC printed."""
+def load_function(
+    bpf: bcc.BPF, function: str, prog_type: int, *, attach_type: int | None = None, source: str, first_line: int
+) -> str:
+    """Load one function of a compiled module as ``prog_type``; return what BCC printed.
+
+    ``attach_type`` is the hook's expected attach type, which the kernel
+    checks at load time for some program types (``cgroup/connect4``, ``sk_lookup``).
+    """
     try:
         with captured_c_output() as output:
-            bpf.load_func(function.encode(), prog_type)
+            bpf.load_func(function.encode(), prog_type, attach_type=-1 if attach_type is None else attach_type)
     except Exception as exc:
         err = ctypes.get_errno()
         # BCC registers a do-nothing atexit hook on failure, pinning the module.
         atexit.unregister(bpf.donothing)
         log = output[0] if output else ""
         if err == errno.E2BIG:
-            log = _verifier_log(bpf, function, prog_type)
+            log = _verifier_log(bpf, function, prog_type, attach_type or 0)
             if not log:
                 raise LoadError(
                     f"{function} compiled to no instructions: its body never returns",
@@ -222,7 +228,7 @@ def load_function(bpf: bcc.BPF, function: str, prog_type: int, *, source: str, f
     return output[0]
 
 
-def _verifier_log(bpf: bcc.BPF, function: str, prog_type: int) -> str:
+def _verifier_log(bpf: bcc.BPF, function: str, prog_type: int, attach_type: int) -> str:
     """The verifier's own words for a program BCC reported as "too large" (E2BIG has several causes).
 
     BCC replaces the log of an E2BIG refusal with its own sentence about the
@@ -238,7 +244,7 @@ def _verifier_log(bpf: bcc.BPF, function: str, prog_type: int) -> str:
         return ""
     insns = ctypes.string_at(lib.bpf_function_start(bpf.module, name), size)
     license = (lib.bpf_module_license(bpf.module) or b"GPL").decode()
-    fd, _err, log = prog_load(prog_type, insns, license=license, log_size=1 << 24)
+    fd, _err, log = prog_load(prog_type, insns, license=license, expected_attach_type=attach_type, log_size=1 << 24)
     if fd >= 0:
         os.close(fd)
     return log

@@ -53,13 +53,18 @@ def table_names(module: int | None) -> list[str]:
     return [lib.bpf_table_name(module, i).decode() for i in range(lib.bpf_num_tables(module))]
 
 
+def table_fd(module: int | None, name: str) -> int:
+    """The fd of map ``name`` of ``module`` (-1 if it has none); BCC's Python tables do not cover every map type."""
+    return int(_lib().bpf_table_fd(module, name.encode())) if module else -1
+
+
 def describe_map(bpf: bcc.BPF, name: str, *, source: str) -> MapSpec:
     """A map's type, fd and C types, from BCC's module and the kernel; ``KeyError`` if there is none."""
     from bcc import BPF
 
     lib = _lib()
     module, raw = bpf.module, name.encode()
-    fd = lib.bpf_table_fd(module, raw) if module else -1
+    fd = table_fd(module, name)
     if fd < 0:
         raise KeyError(name)
     type_id = lib.bpf_table_type_id(module, lib.bpf_table_id(module, raw))

@@ -17,7 +17,7 @@ from ...kernel.constants import PROG_TYPES
 from ...kernel.libbpf import num_possible_cpus
 from ..base import LoadOptions, MapSpec
 from ..diagnostics import cell_diagnostics
-from ..hooks import Probe, program_type
+from ..hooks import Probe
 from ..interrupts import deferred_interrupts
 from ..links import Attachment
 from .attach import attach, implied_probe
@@ -75,7 +75,12 @@ class BccProgram:
             function = probe.function_name
             if function not in self._loaded:
                 self.log += load_function(
-                    self.bpf, function, program_type(probe.kind), source=self.source, first_line=self.first_line
+                    self.bpf,
+                    function,
+                    probe.program_type,
+                    attach_type=probe.attach_type,
+                    source=self.source,
+                    first_line=self.first_line,
                 )
             self._loaded.setdefault(function, []).append(probe.kind)
         if attach_them:

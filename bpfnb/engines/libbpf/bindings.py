@@ -84,6 +84,7 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__section_name": (_cp, [_vp]),
     "bpf_program__fd": (_int, [_vp]),
     "bpf_program__type": (_int, [_vp]),
+    "bpf_program__expected_attach_type": (_int, [_vp]),
     "bpf_program__autoload": (_c.c_bool, [_vp]),
     "bpf_program__set_autoload": (_int, [_vp, _c.c_bool]),
     "bpf_program__autoattach": (_c.c_bool, [_vp]),

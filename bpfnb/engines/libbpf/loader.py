@@ -49,6 +49,8 @@ class ProgramInfo:
         ``BPF_PROG_TYPE_*`` number libbpf derived from the section (0: unknown section).
     type_name
         libbpf's name for that type (``"tracepoint"``, ``"tracing"``, ``"xdp"``).
+    attach_type
+        ``BPF_*`` attach type libbpf derived from the section (``cgroup/connect4``: inet4_connect).
     fd
         The program's file descriptor once loaded, else -1.
     attached
@@ -59,6 +61,7 @@ class ProgramInfo:
     section: str
     prog_type: int
     type_name: str
+    attach_type: int
     fd: int
     attached: bool
 
@@ -353,6 +356,7 @@ class LibbpfObject:
                 section=lib.bpf_program__section_name(handle).decode(),
                 prog_type=prog_type,
                 type_name=type_name.decode() if type_name else str(prog_type),
+                attach_type=lib.bpf_program__expected_attach_type(handle),
                 fd=fd if fd >= 0 else -1,
                 attached=name in self._handles.links,
             )

@@ -23,9 +23,9 @@ from ...kernel.libbpf import num_possible_cpus
 from ...kernel.perf import PerfEventAttr, online_cpus, perf_event_open
 from ..base import LoadOptions, MapSpec
 from ..diagnostics import cell_diagnostics
-from ..hooks import SECTION, Probe, perf_event_type, require_target
+from ..hooks import CGROUP_HOOKS, SECTION, Probe, cgroup_hook_named, perf_event_type, require_target
 from ..interrupts import deferred_interrupts
-from ..links import Attachment, attach_socket_filter, attach_xdp
+from ..links import Attachment, attach_cgroup, attach_netns, attach_socket_filter, attach_sockmap, attach_xdp
 from .bindings import BpfUprobeOpts, libbpf
 from .compiler import compile_object
 from .loader import LibbpfObject
@@ -41,6 +41,18 @@ _LOST_MAP = "_bpfnb_ringbuf_lost"
 # Sections that name no target: their programs attach only where an option says.
 _UNTARGETED = re.compile(r"^(?:xdp|tc|classifier|action|socket|kprobe|kretprobe|uprobe|uretprobe|tracepoint|tp|"
                          r"raw_tracepoint|raw_tp|perf_event|sk_skb|sk_msg|sk_lookup|cgroup_skb|cgroup)(?:\.\w+)?$")
+
+
+# Hooks bpfnb attaches from the program's fd (engines/links.py) rather than through libbpf.
+_LINKED_BY_BPFNB = frozenset({"xdp", "socket_filter", "cgroup", "sk_msg", "sk_skb", "sk_lookup"})
+_CGROUP_PROGRAM_TYPES = frozenset(program for program, _attach in CGROUP_HOOKS.values())
+
+
+def _fits(probe: Probe, prog_type: int) -> bool:
+    """Whether a program of ``prog_type`` can attach to ``probe``'s kind of hook."""
+    if probe.kind == "cgroup":
+        return any(PROG_TYPES[program] == prog_type for program in _CGROUP_PROGRAM_TYPES)
+    return probe.program_type == prog_type
 
 
 class LibbpfProgram:
@@ -86,12 +98,27 @@ class LibbpfProgram:
             self._attach(probe)
 
     def _resolve(self, probes: Sequence[Probe]) -> list[Probe]:
-        """Explicit probes with their functions filled in (the one program without a target, if unnamed)."""
+        """Explicit probes with their functions and hook types filled in.
+
+        A probe without a function takes the one program without a target of
+        its type; ``--cgroup PATH`` alone takes every cgroup program.
+        """
         programs = self._object.programs
-        untargeted = [name for name, p in programs.items() if _UNTARGETED.match(p.section)]
         resolved = []
         for probe in probes:
+            if probe.function is None and probe.kind == "cgroup" and probe.option("type") is None:
+                cgroup_programs = [name for name, p in programs.items() if p.type_name in _CGROUP_PROGRAM_TYPES]
+                if not cgroup_programs:
+                    raise AttachError(
+                        f"--cgroup {probe.target}: the cell has no cgroup program to attach.",
+                        hint='give one a cgroup section, such as SEC("cgroup/connect4") or SEC("cgroup_skb/egress")',
+                    )
+                resolved += [self._typed(probe.with_function(name)) for name in cgroup_programs]
+                continue
             if probe.function is None:
+                untargeted = [
+                    name for name, p in programs.items() if _UNTARGETED.match(p.section) and _fits(probe, p.prog_type)
+                ]
                 if len(untargeted) != 1:
                     raise AttachError(
                         f"which program should attach to {probe.kind} {probe.target}? "
@@ -103,16 +130,55 @@ class LibbpfProgram:
                     f"the cell has no program {probe.function!r} to attach to {probe.kind} {probe.target}.",
                     hint=f"Its programs are: {', '.join(programs) or 'none'}.",
                 )
-            resolved.append(probe)
+            resolved.append(self._typed(probe))
         return resolved
+
+    def _typed(self, probe: Probe) -> Probe:
+        """``probe`` checked against its program's SEC(), with a cgroup hook's type taken from it."""
+        program = self._object.programs[probe.function_name]
+        if not _fits(probe, program.prog_type):
+            raise AttachError(
+                f'{program.name} is a {program.type_name} program (SEC("{program.section}")): '
+                f"it cannot attach as {probe.kind} {probe.target}."
+            )
+        if probe.kind != "cgroup":
+            return probe
+        named = cgroup_hook_named(program.prog_type, program.attach_type)
+        wanted = probe.option("type")
+        if wanted is None:
+            if named is None:
+                raise AttachError(
+                    f'--cgroup {probe.target}: SEC("{program.section}") does not say which hook of the cgroup.',
+                    hint=f"write {probe.target}={program.name},type=T (types: {', '.join(CGROUP_HOOKS)})",
+                )
+            return probe.with_option("type", named)
+        # cgroup_skb programs attach both ways whatever their section; others only as loaded.
+        if named not in (wanted, None) and program.type_name != "cgroup_skb":
+            raise AttachError(
+                f'{program.name} was loaded for the cgroup hook {named} (SEC("{program.section}")), not {wanted}.',
+                hint=f'drop type=, or write SEC("cgroup/{wanted}")',
+            )
+        return probe
 
     def _attach(self, probe: Probe) -> None:
         require_target(probe)
         function = probe.function_name
+        fd = self._object.program_fd(function) if probe.kind in _LINKED_BY_BPFNB else -1
         if probe.kind == "xdp":
-            self._attachments.append(attach_xdp(self._object.program_fd(function), probe))
+            self._attachments.append(attach_xdp(fd, probe))
         elif probe.kind == "socket_filter":
-            self._attachments.append(attach_socket_filter(self._object.program_fd(function), probe))
+            self._attachments.append(attach_socket_filter(fd, probe))
+        elif probe.kind == "cgroup":
+            attach_type = probe.attach_type
+            assert attach_type is not None, "_typed() gave every cgroup probe its type"
+            self._attachments.append(attach_cgroup(fd, probe, attach_type))
+        elif probe.kind in ("sk_msg", "sk_skb"):
+            sockmap = self._object.maps.get(probe.target)
+            if sockmap is None:
+                raise AttachError(f"the cell has no map {probe.target!r} to attach {function} to.")
+            self._attachments.append(attach_sockmap(fd, probe, sockmap.fd))
+        elif probe.kind == "sk_lookup":
+            self._attachments.append(attach_netns(fd, probe))
         elif probe.kind == "perf_event":
             self._attach_perf_event(probe)
         else:

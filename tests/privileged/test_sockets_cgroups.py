@@ -1,0 +1,527 @@
+"""Socket, cgroup and network-namespace hooks and the maps they use, on both engines, against the real kernel.
+
+Each test makes its own cgroup or network namespace, runs a real workload
+in it, and checks the numbers the programs report; after each, neither
+``bpftool cgroup show`` nor the kernel's program list holds anything of ours.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import bpfnb
+from bpfnb.kernel.cgroups import cgroup2_root
+from bpfnb.kernel.handles import socket_cookie
+from bpfnb.kernel.netns import entered
+
+from .conftest import kernel_prog_ids
+
+ENGINES = ["bcc", "libbpf"]
+LIBBPF_HEAD = '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_endian.h>\n'
+LIBBPF_TAIL = '\nchar LICENSE[] SEC("license") = "GPL";\n'
+
+
+def libbpf_cell(body: str) -> str:
+    return LIBBPF_HEAD + textwrap.dedent(body) + LIBBPF_TAIL
+
+
+def attached_to(cgroup: Path) -> list[str]:
+    """The attach types of the programs on ``cgroup``, as bpftool lists them."""
+    out = subprocess.run(["bpftool", "cgroup", "show", str(cgroup)], capture_output=True, text=True, check=True).stdout
+    return [line.split()[1] for line in out.splitlines()[1:] if line.strip()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Path]:
+    path = cgroup2_root() / f"bpfnb-test-{os.getpid()}"
+    path.mkdir()
+    yield path
+    for pid in (path / "cgroup.procs").read_text().split():
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while (path / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    path.rmdir()
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"bpfnb-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def run_in(cgroup: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` in a new process inside ``cgroup``."""
+    procs = cgroup / "cgroup.procs"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: procs.write_text(str(os.getpid())),
+    )
+
+
+# -- cgroup/connect4 -----------------------------------------------------------------
+
+CONNECT4 = {
+    "bcc": """
+        int redirect(struct bpf_sock_addr *ctx) {
+            if (ctx->user_port == bpf_htons(FROM))
+                ctx->user_port = bpf_htons(TO);
+            return 1;
+        }
+    """,
+    "libbpf": libbpf_cell("""
+        SEC("cgroup/connect4")
+        int redirect(struct bpf_sock_addr *ctx) {
+            if (ctx->user_port == bpf_htons(FROM))
+                ctx->user_port = bpf_htons(TO);
+            return 1;
+        }
+    """),
+}
+
+CONNECT = "import socket; print(socket.create_connection(('127.0.0.1', {port}), timeout=5).getpeername()[1])"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_connect4_redirects_connections_made_inside_the_cgroup(engine, cgroup, no_leaks):
+    server = socket.create_server(("127.0.0.1", 0))
+    to, nowhere = server.getsockname()[1], free_port()
+    source = CONNECT4[engine].replace("FROM", str(nowhere)).replace("TO", str(to))
+    # A libbpf program knows its hook from SEC(); a BCC function is told.
+    options = () if engine == "libbpf" else (("type", "connect4"),)
+    with server, bpfnb.Program(source, probes=[bpfnb.Probe("cgroup", cgroup.name, "redirect", options)]) as program:
+        assert attached_to(cgroup) == ["cgroup_inet4_connect"]
+        assert [str(p) for p in program.attachments] == [f"cgroup {cgroup.name},type=connect4 -> redirect"]
+        inside = run_in(cgroup, CONNECT.format(port=nowhere))
+        assert inside.stdout.strip() == str(to), inside.stderr
+        outside = subprocess.run([sys.executable, "-c", CONNECT.format(port=nowhere)], capture_output=True, text=True)
+        assert "ConnectionRefusedError" in outside.stderr
+    assert attached_to(cgroup) == []
+
+
+def test_a_cell_rerun_replaces_its_cgroup_program(cgroup, no_leaks):
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bpfnb")
+    try:
+        cell = f"%%bpf redirect --cgroup {cgroup}\n" + CONNECT4["libbpf"].replace("FROM", "1").replace("TO", "2")
+        for _ in range(2):
+            assert shell.run_cell(cell).success
+            assert attached_to(cgroup) == ["cgroup_inet4_connect"]
+        shell.run_line_magic("bpf", "detach redirect")
+        assert attached_to(cgroup) == []
+    finally:
+        shell.run_line_magic("unload_ext", "bpfnb")
+        InteractiveShell.clear_instance()
+
+
+def test_a_missing_cgroup_is_an_attach_error_that_leaves_nothing(no_leaks):
+    source = CONNECT4["libbpf"].replace("FROM", "1").replace("TO", "2")
+    with pytest.raises(bpfnb.AttachError) as error:
+        bpfnb.Program(source, probes=[bpfnb.Probe("cgroup", "bpfnb-no-such-group")])
+    assert "no cgroup 'bpfnb-no-such-group'" in error.value.message
+    assert f"mkdir {cgroup2_root()}/bpfnb-no-such-group" in (error.value.hint or "")
+
+
+def test_a_bcc_cgroup_hook_needs_its_type(cgroup, no_leaks):
+    source = CONNECT4["bcc"].replace("FROM", "1").replace("TO", "2")
+    with pytest.raises(bpfnb.BpfnbError, match="type=connect4"):
+        bpfnb.Program(source, probes=[bpfnb.Probe("cgroup", str(cgroup), "redirect")])
+    assert attached_to(cgroup) == []
+
+
+def test_a_libbpf_program_attaches_only_as_its_section_says(cgroup, no_leaks):
+    source = CONNECT4["libbpf"].replace("FROM", "1").replace("TO", "2")
+    with pytest.raises(bpfnb.AttachError, match="loaded for the cgroup hook connect4"):
+        bpfnb.Program(source, probes=[bpfnb.Probe("cgroup", str(cgroup), "redirect", (("type", "bind4"),))])
+    assert attached_to(cgroup) == []
+
+
+def test_a_killed_process_leaves_nothing_on_the_cgroup(cgroup):
+    before = kernel_prog_ids()
+    source = CONNECT4["libbpf"].replace("FROM", "1").replace("TO", "2")
+    code = f"""
+import sys, time, bpfnb
+p = bpfnb.Program({source!r}, probes=[bpfnb.Probe("cgroup", {str(cgroup)!r})])
+print("attached", flush=True)
+time.sleep(60)
+"""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "attached"
+    assert attached_to(cgroup) == ["cgroup_inet4_connect"]
+    child.kill()
+    child.communicate()
+    deadline = time.monotonic() + 5
+    while (attached_to(cgroup) or kernel_prog_ids() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert attached_to(cgroup) == []
+    assert not kernel_prog_ids() - before
+
+
+# -- cgroup_skb with sk_storage ------------------------------------------------------
+
+SOCKET_BYTES = {
+    "bcc": """
+        struct bytes { u64 sent; u64 received; };
+        BPF_SK_STORAGE(per_socket, struct bytes);
+        static int count(struct __sk_buff *skb, int egress) {
+            struct bpf_sock *sk = skb->sk;
+            if (!sk)
+                return 1;
+            sk = bpf_sk_fullsock(sk);
+            if (!sk)
+                return 1;
+            struct bytes *b = per_socket.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+            if (b && egress)
+                __sync_fetch_and_add(&b->sent, skb->len);
+            else if (b)
+                __sync_fetch_and_add(&b->received, skb->len);
+            return 1;
+        }
+        int on_egress(struct __sk_buff *skb) { return count(skb, 1); }
+        int on_ingress(struct __sk_buff *skb) { return count(skb, 0); }
+    """,
+    "libbpf": libbpf_cell("""
+        struct bytes { __u64 sent; __u64 received; };
+        struct {
+            __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+            __uint(map_flags, BPF_F_NO_PREALLOC);
+            __type(key, int);
+            __type(value, struct bytes);
+        } per_socket SEC(".maps");
+        static int count(struct __sk_buff *skb, int egress) {
+            struct bpf_sock *sk = skb->sk;
+            if (!sk)
+                return 1;
+            sk = bpf_sk_fullsock(sk);
+            if (!sk)
+                return 1;
+            struct bytes *b = bpf_sk_storage_get(&per_socket, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+            if (b && egress)
+                __sync_fetch_and_add(&b->sent, skb->len);
+            else if (b)
+                __sync_fetch_and_add(&b->received, skb->len);
+            return 1;
+        }
+        SEC("cgroup_skb/egress") int on_egress(struct __sk_buff *skb) { return count(skb, 1); }
+        SEC("cgroup_skb/ingress") int on_ingress(struct __sk_buff *skb) { return count(skb, 0); }
+    """),
+}
+
+TALKER = """
+import socket, sys, time
+listener = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(listener.getsockname())
+server, _ = listener.accept()
+client.sendall(b"x" * 10000)
+got = 0
+while got < 10000:
+    got += len(server.recv(65536))
+print(client.getsockname()[1], server.getsockname()[1], flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sk_storage_counts_each_sockets_bytes(engine, cgroup, no_leaks):
+    if engine == "libbpf":
+        probes = [bpfnb.Probe("cgroup", str(cgroup))]  # every cgroup program, each by its SEC()
+    else:
+        probes = [
+            bpfnb.Probe("cgroup", str(cgroup), "on_egress", (("type", "egress"),)),
+            bpfnb.Probe("cgroup", str(cgroup), "on_ingress", (("type", "ingress"),)),
+        ]
+    procs = cgroup / "cgroup.procs"
+    with bpfnb.Program(SOCKET_BYTES[engine], probes=probes) as program:
+        assert sorted(attached_to(cgroup)) == ["cgroup_inet_egress", "cgroup_inet_ingress"]
+        talker = subprocess.Popen(
+            [sys.executable, "-c", TALKER],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: procs.write_text(str(os.getpid())),
+        )
+        try:
+            assert talker.stdout is not None
+            client_port, server_port = talker.stdout.readline().split()
+            frame = program["per_socket"].df(pids=[talker.pid])
+            assert set(frame.pid) == {talker.pid}
+            client = frame[frame.local == f"127.0.0.1:{client_port}"].iloc[0]
+            server = frame[(frame.local == f"127.0.0.1:{server_port}") & (frame.remote != "")].iloc[0]
+            # 10000 bytes of payload, plus the headers of a few segments.
+            assert 10000 < client.sent < 10400 and 10000 < server.received < 10400
+            assert client.received < 400 and server.sent < 400
+            cookie = int(client.cookie)
+            assert program["per_socket"].df().set_index("cookie").loc[cookie, "sent"] == client.sent
+        finally:
+            talker.kill()
+            talker.communicate()
+    assert attached_to(cgroup) == []
+
+
+# -- sockmaps: sk_skb and sk_msg -------------------------------------------------------
+
+SPLICE = {
+    # BCC passes a map to a helper only through the map's own methods: sockhashes have sk_redirect_hash.
+    "bcc": """
+        BPF_SOCKHASH(sockets, u32, 2);
+        int splice(struct __sk_buff *skb) {
+            u32 other = skb->local_port == PROXY ? 1 : 0;
+            return sockets.sk_redirect_hash(skb, &other, 0);
+        }
+    """,
+    "libbpf": libbpf_cell("""
+        struct {
+            __uint(type, BPF_MAP_TYPE_SOCKMAP);
+            __uint(max_entries, 2);
+            __type(key, __u32);
+            __type(value, __u64);
+        } sockets SEC(".maps");
+        SEC("sk_skb/stream_verdict")
+        int splice(struct __sk_buff *skb) {
+            return bpf_sk_redirect_map(skb, &sockets, skb->local_port == PROXY ? 1 : 0, 0);
+        }
+    """),
+}
+
+
+def connected_pair(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
+    near = socket.create_connection(listener.getsockname(), timeout=5)
+    far, _ = listener.accept()
+    far.settimeout(5)
+    return near, far
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sk_skb_verdict_splices_two_connections(engine, no_leaks):
+    """Bytes that reach the proxy's first socket leave by its second, with no read or write by the proxy."""
+    front_listener, back_listener = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    proxy_port = front_listener.getsockname()[1]
+    client, proxy_front = connected_pair(front_listener)
+    proxy_back, server = connected_pair(back_listener)
+    source = SPLICE[engine].replace("PROXY", str(proxy_port))
+    probe = bpfnb.Probe("sk_skb", "sockets", "splice", (("type", "verdict"),))
+    with bpfnb.Program(source, probes=[probe]) as program:
+        sockets = program["sockets"]
+        sockets.set(0, proxy_front)
+        sockets.set(1, proxy_back)
+        frame = sockets.df()
+        assert sorted(frame.key) == [0, 1]
+        if engine == "libbpf":  # 8-byte values: the kernel reads back each socket's cookie
+            assert frame.cookie.tolist() == [socket_cookie(proxy_front.fileno()), socket_cookie(proxy_back.fileno())]
+            assert set(frame.pid) == {os.getpid()}
+            assert frame.local.tolist() == [f"127.0.0.1:{proxy_port}", f"127.0.0.1:{proxy_back.getsockname()[1]}"]
+        else:
+            assert "cookie" not in frame and "8-byte values" in frame.attrs["note"]
+        client.sendall(b"through the splice")
+        assert server.recv(100) == b"through the splice"
+        server.sendall(b"and back")
+        assert client.recv(100) == b"and back"
+    # Detached: the proxy's sockets are plain sockets again.
+    client.sendall(b"to the proxy")
+    proxy_front.settimeout(5)
+    assert proxy_front.recv(100) == b"to the proxy"
+    for s in (client, proxy_front, proxy_back, server, front_listener, back_listener):
+        s.close()
+
+
+SK_MSG = {
+    "bcc": """
+        BPF_SOCKHASH(sockets, u32, 4);
+        BPF_ARRAY(sent, u64, 1);
+        int count_sends(struct sk_msg_md *msg) {
+            sent.increment(0, msg->size);
+            return SK_PASS;
+        }
+    """,
+    "libbpf": libbpf_cell("""
+        struct {
+            __uint(type, BPF_MAP_TYPE_SOCKHASH);
+            __uint(max_entries, 4);
+            __type(key, __u32);
+            __type(value, __u64);
+        } sockets SEC(".maps");
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } sent SEC(".maps");
+        SEC("sk_msg")
+        int count_sends(struct sk_msg_md *msg) {
+            __u32 zero = 0;
+            __u64 *n = bpf_map_lookup_elem(&sent, &zero);
+            if (n)
+                __sync_fetch_and_add(n, msg->size);
+            return SK_PASS;
+        }
+    """),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sk_msg_sees_every_send_of_a_socket_in_the_map(engine, no_leaks):
+    listener = socket.create_server(("127.0.0.1", 0))
+    near, far = connected_pair(listener)
+    with bpfnb.Program(SK_MSG[engine], probes=[bpfnb.Probe("sk_msg", "sockets", "count_sends")]) as program:
+        program["sockets"].set(7, near)
+        assert list(program["sockets"]) == [7]
+        for size in (100, 2000, 5):
+            near.sendall(b"m" * size)
+        got = b""
+        while len(got) < 2105:
+            got += far.recv(4096)
+        assert program["sent"][0] == 2105
+    for s in (near, far, listener):
+        s.close()
+
+
+def test_a_bcc_sockmap_without_cookies_says_how_to_see_them(no_leaks):
+    source = "BPF_SOCKMAP(sockets, 2);\nint verdict(struct __sk_buff *skb) { return SK_PASS; }\n"
+    with bpfnb.Program(source, probes=[bpfnb.Probe("sk_skb", "sockets", "verdict")]) as program:
+        with pytest.raises(bpfnb.UnsupportedMapError) as error:
+            program["sockets"].df()
+        assert 'BPF_TABLE("sockmap", u32, u64' in (error.value.hint or "")
+
+
+def test_sk_skb_on_a_map_that_is_not_a_sockmap_is_refused(no_leaks):
+    source = "BPF_ARRAY(counts, u64, 1);\nint verdict(struct __sk_buff *skb) { return SK_PASS; }\n"
+    with pytest.raises(bpfnb.AttachError, match="attach to a sockmap or sockhash; counts is a array"):
+        bpfnb.Program(source, probes=[bpfnb.Probe("sk_skb", "counts", "verdict")])
+
+
+# -- sk_lookup --------------------------------------------------------------------------
+
+STEER = {
+    "bcc": """
+        BPF_TABLE("sockmap", u32, u64, listener, 1);
+        BPF_ARRAY(steered, u64, 1);
+        int steer(struct bpf_sk_lookup *ctx) {
+            if (ctx->local_port < 7000 || ctx->local_port > 7099)
+                return SK_PASS;
+            u32 zero = 0;
+            struct bpf_sock *sk = listener.lookup(&zero);
+            if (!sk)
+                return SK_PASS;
+            long err = bpf_sk_assign(ctx, sk, 0);
+            bpf_sk_release(sk);
+            if (!err)
+                steered.increment(zero);
+            return err ? SK_DROP : SK_PASS;
+        }
+    """,
+    "libbpf": libbpf_cell("""
+        struct { __uint(type, BPF_MAP_TYPE_SOCKMAP); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } listener SEC(".maps");
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } steered SEC(".maps");
+        SEC("sk_lookup")
+        int steer(struct bpf_sk_lookup *ctx) {
+            if (ctx->local_port < 7000 || ctx->local_port > 7099)
+                return SK_PASS;
+            __u32 zero = 0;
+            struct bpf_sock *sk = bpf_map_lookup_elem(&listener, &zero);
+            if (!sk)
+                return SK_PASS;
+            long err = bpf_sk_assign(ctx, sk, 0);
+            bpf_sk_release(sk);
+            __u64 *n = bpf_map_lookup_elem(&steered, &zero);
+            if (!err && n)
+                __sync_fetch_and_add(n, 1);
+            return err ? SK_DROP : SK_PASS;
+        }
+    """),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sk_lookup_steers_a_port_range_to_one_listener(engine, netns, no_leaks):
+    with entered(netns):
+        listener = socket.create_server(("127.0.0.1", 7777))
+    with listener, bpfnb.Program(STEER[engine], probes=[bpfnb.Probe("sk_lookup", netns, "steer")]) as program:
+        program["listener"].set(0, listener)
+        with entered(netns):
+            for port in (7000, 7042, 7099):
+                with socket.create_connection(("127.0.0.1", port), timeout=5):
+                    accepted, _ = listener.accept()
+                    assert accepted.getsockname() == ("127.0.0.1", port)
+                    accepted.close()
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", 7100), timeout=5)
+        assert program["steered"][0] == 3
+    with entered(netns), pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", 7042), timeout=5)
+
+
+def test_sk_lookup_on_a_missing_namespace_says_how_to_make_one(no_leaks):
+    with pytest.raises(bpfnb.AttachError) as error:
+        bpfnb.Program(STEER["libbpf"], probes=[bpfnb.Probe("sk_lookup", "bpfnb-no-such-netns", "steer")])
+    assert error.value.hint == "create one with: ip netns add bpfnb-no-such-netns"
+
+
+# -- task and cgroup storage -------------------------------------------------------------
+
+PER_TASK = libbpf_cell("""
+    struct { __uint(type, BPF_MAP_TYPE_TASK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, __u64); } per_task SEC(".maps");
+    struct { __uint(type, BPF_MAP_TYPE_CGRP_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, __u64); } per_cgroup SEC(".maps");
+    SEC("tp/syscalls/sys_enter_getppid")
+    int count(void *ctx) {
+        struct task_struct *task = bpf_get_current_task_btf();
+        __u64 *calls = bpf_task_storage_get(&per_task, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (calls)
+            __sync_fetch_and_add(calls, 1);
+        calls = bpf_cgrp_storage_get(&per_cgroup, task->cgroups->dfl_cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (calls)
+            __sync_fetch_and_add(calls, 1);
+        return 0;
+    }
+""")
+
+
+def test_task_and_cgroup_storage_read_as_frames(cgroup, no_leaks):
+    procs = cgroup / "cgroup.procs"
+    code = "import os, sys, time\nfor _ in range(250): os.getppid()\nprint(flush=True)\ntime.sleep(30)\n"
+    with bpfnb.Program(PER_TASK) as program:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: procs.write_text(str(os.getpid())),
+        )
+        try:
+            assert child.stdout is not None
+            child.stdout.readline()
+            tasks = program["per_task"].df()
+            row = tasks[tasks.tid == child.pid].iloc[0]
+            assert (row.pid, row.value) == (child.pid, 250)
+            assert program["per_task"][child.pid] == 250
+            groups = program["per_cgroup"].df().set_index("cgroup")
+            assert groups.loc["/" + cgroup.name, "value"] == 250
+            assert program["per_cgroup"][str(cgroup)] == 250
+            assert groups.loc["/" + cgroup.name, "cgroup_id"] == cgroup.stat().st_ino
+        finally:
+            child.kill()
+            child.communicate()
+
+
+def test_a_bcc_map_passed_by_address_gets_a_hint_about_methods(no_leaks):
+    source = "BPF_SOCKHASH(sockets, u32, 2);\nint splice(struct __sk_buff *skb) { return bpf_sk_redirect_map(skb, &sockets, 0, 0); }\n"
+    with pytest.raises(bpfnb.LoadError) as error:
+        bpfnb.Program(source, probes=[bpfnb.Probe("sk_skb", "sockets", "splice")])
+    assert "expected=map_ptr" in error.value.message
+    assert "sockets.sk_redirect_hash(skb, &key, 0)" in (error.value.hint or "")
