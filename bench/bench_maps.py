@@ -27,56 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import HASH_TYPES, fill, floor, timed
 
 from bpfnb import Program
-from bpfnb.kernel.libbpf import map_batch
 from bpfnb.maps.io import MapIO
 
-SOURCE = r"""
-struct key_t { u32 pid; u32 cpu; char comm[16]; };
-struct val_t { u64 count; u64 bytes; };
+SOURCE = HASH_TYPES + r"""
 BPF_HASH(big, struct key_t, struct val_t, ENTRIES);
 BPF_ARRAY(arr, u64, 10000);
 BPF_HISTOGRAM(hist, int, 10000);
 BPF_TABLE("array", int, u64, parr, 10000);
 """
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median seconds of ``repeat`` calls, and the last result."""
-    samples, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), result
-
-
-def fill(view, n: int) -> None:
-    keys = np.zeros(n, view.layout.key)
-    keys["pid"] = np.arange(n, dtype=np.uint32)
-    keys["cpu"] = np.arange(n, dtype=np.uint32) % 2
-    names = np.array([f"comm-{i}".encode() for i in range(100)], dtype="S16")
-    keys["comm"] = names[np.arange(n) % 100]
-    values = np.zeros(n, view.layout.value)
-    values["count"] = np.arange(n)
-    values["bytes"] = 2 * np.arange(n)
-    view._io.update(keys, values)
-
-
-def floor(view) -> int:
-    """One batch lookup of the whole map into buffers allocated beforehand."""
-    n = view.max_entries
-    keys, values = np.empty(n, view.layout.key), np.empty(n, view.layout.value)
-    token = np.zeros(2, np.uint64)
-
-    def lookup() -> int:
-        got, _ = map_batch(
-            "lookup", view.spec.fd, None, token.ctypes.data, keys.ctypes.data, values.ctypes.data, count=n
-        )
-        return got
-
-    return lookup
 
 
 def bcc_items_frame(table) -> pd.DataFrame:

@@ -67,8 +67,14 @@ def parse_records(
     """
     end = len(data) if limit is None else min(limit, len(data))
     stride = _stride(record_size)
-    # Copy in the widest unit that divides the payload: far faster than bytes.
-    unit = next(u for u in (8, 4, 2, 1) if record_size % u == 0)
+    # Records of the expected size as one structured array: each field is then
+    # copied out by a single strided copy, about twice as fast as a 2-D slice.
+    layout = np.dtype({
+        "names": ["length", "payload"],
+        "formats": [np.uint32, f"V{record_size}"],
+        "offsets": [0, HEADER_SIZE],
+        "itemsize": stride,
+    })  # fmt: skip
     pieces: list[np.ndarray] = []
     pos = discarded = 0
     window = len(data)
@@ -76,15 +82,12 @@ def parse_records(
         count = min((end - pos) // stride, window)
         good = 0
         if count:
-            run = data[pos : pos + count * stride]
-            # The header copy comes first: a committed length is seen before its payload.
-            lengths = run.view(np.uint32)[:: stride // 4].copy()
-            mismatch = np.flatnonzero(lengths != record_size)
+            run = data[pos : pos + count * stride].view(layout)
+            # The headers are read first: a committed length is seen before its payload.
+            mismatch = np.flatnonzero(run["length"] != record_size)
             good = int(mismatch[0]) if mismatch.size else count
             if good:
-                words = run[: good * stride].view(f"u{unit}").reshape(good, stride // unit)
-                payload = words[:, HEADER_SIZE // unit : (HEADER_SIZE + record_size) // unit].copy()
-                pieces.append(payload.view(np.uint8).reshape(good, record_size))
+                pieces.append(run["payload"][:good].copy().view(np.uint8).reshape(good, record_size))
                 pos += good * stride
         if count and good == count:
             window *= 2
