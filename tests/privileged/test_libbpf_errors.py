@@ -131,6 +131,19 @@ def test_fentry_is_refused_with_eperm_explained(no_leaks: None) -> None:
     assert "ulimit" not in error.details  # libbpf's stale advice is dropped
 
 
+def test_lsm_is_refused_with_eperm_explained(no_leaks: None) -> None:
+    # LSM programs run from trampolines too: refused here the same way, and said so.
+    with pytest.raises(LoadError) as caught:
+        load('SEC("lsm/socket_connect")\nint BPF_PROG(no_connect, struct socket *sock) { return 0; }\n' + LICENSE)
+    error = caught.value
+    assert (error.errno, error.function) == (errno.EPERM, "no_connect")
+    assert error.message == (
+        "the kernel refused to load LSM program 'no_connect' (EPERM): LSM programs run from a BPF "
+        "trampoline on their hook, and this kernel does not allow BPF trampoline programs, even for root"
+    )
+    assert "lsm=" in error.hint
+
+
 def test_kprobe_on_a_kernel_without_kprobes_says_so(no_leaks: None) -> None:
     with pytest.raises(AttachError) as caught:
         load('SEC("kprobe/do_nanosleep")\nint BPF_KPROBE(on_sleep) { return 0; }\n' + LICENSE)

@@ -42,6 +42,8 @@ _SUPPORTED = re.compile(r"supported section\(type\) names are:(?P<names>.*)")
 _TRACEPOINT_ID = re.compile(r"failed to determine tracepoint '(?P<tp>[^']+)' perf event ID: (?P<why>.*)")
 _RAW_TP = re.compile(r"failed to attach to raw tracepoint '(?P<tp>[^']+)': (?P<why>.*)")
 _TRAMPOLINE_SECTIONS = ("fentry", "fexit", "fmod_ret", "freplace")
+# BPF security modules (SEC("lsm/...")) run from a trampoline on the LSM hook too.
+_LSM_SECTIONS = ("lsm", "lsm_cgroup")
 _TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
 _LOG_TAIL_LINES = 40
 
@@ -259,27 +261,32 @@ def _permission_error(
     details = "\n".join(
         line for line in _libbpf_words(messages).splitlines() if "ulimit -l" not in line
     )
-    if section.split("/")[0].split(".")[0] in _TRAMPOLINE_SECTIONS:
-        kind = section.split("/")[0]
-        return LoadError(
+    kind = section.split("/")[0].split(".")[0]
+    if kind in _TRAMPOLINE_SECTIONS:
+        message = (
             f"the kernel refused to load {kind} program {program!r} (EPERM): this kernel does not "
-            "allow BPF trampoline programs (fentry/fexit/fmod_ret), even for root",
-            hint="trace the same event with a tp_btf/, raw_tp/ or tracepoint/ program; fentry "
-            "works on kernels without this restriction",
-            details=details,
-            errno=errno.EPERM,
-            function=program,
-            log=log,
+            "allow BPF trampoline programs (fentry/fexit/fmod_ret), even for root"
         )
-    return LoadError(
-        f"the kernel refused to load program {program!r} (EPERM)",
-        hint="run as root (or with CAP_BPF and CAP_PERFMON); if you are root, a security policy "
-        "(kernel lockdown or an LSM) forbids this program type",
-        details=details,
-        errno=errno.EPERM,
-        function=program,
-        log=log,
-    )
+        hint = (
+            "trace the same event with a tp_btf/, raw_tp/ or tracepoint/ program; fentry works on kernels "
+            "without this restriction"
+        )
+    elif kind in _LSM_SECTIONS:
+        message = (
+            f"the kernel refused to load LSM program {program!r} (EPERM): LSM programs run from a BPF "
+            "trampoline on their hook, and this kernel does not allow BPF trampoline programs, even for root"
+        )
+        hint = (
+            "a BPF security module needs a kernel that allows trampolines and has bpf among its LSMs "
+            "(the lsm= boot option)"
+        )
+    else:
+        message = f"the kernel refused to load program {program!r} (EPERM)"
+        hint = (
+            "run as root (or with CAP_BPF and CAP_PERFMON); if you are root, a security policy "
+            "(kernel lockdown or an LSM) forbids this program type"
+        )
+    return LoadError(message, hint=hint, details=details, errno=errno.EPERM, function=program, log=log)
 
 
 def attach_error(program: str, section: str, number: int, messages: Sequence[LibbpfMessage]) -> AttachError:
