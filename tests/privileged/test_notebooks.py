@@ -7,6 +7,7 @@ a student would see.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,6 +110,30 @@ def check_live_plots(nb: nbformat.NotebookNode) -> None:
     assert any("image/png" in output.get("data", {}) for output in cell.outputs)
 
 
+def check_sockets(nb: nbformat.NotebookNode) -> None:
+    expecting(
+        {
+            # One connect() from bash in the notebook's cgroup, to the old port, reached the new one.
+            "connect4": "1",
+            # Three clients sent 5 x 10, 20 and 30 kB: socket storage counted each socket's kB (headers below 1 kB).
+            "sk-storage": "([50, 100, 150], [50, 100, 150])",
+            # The sockmap's verdict program redirected 18 bytes from the front socket and 8 from the back one.
+            "splice": "[18, 8]",
+            "sk-lookup-tcp": "['XDP_PASS', 'XDP_DROP']",
+            "sk-lookup": "([7000, 7042, 7099], 'refused', 3)",
+            "task-cgroup-storage": "([100, 200], 300)",
+            "iterator": "[100, 200]",
+        }
+    )(nb)
+    # The live plot of socket storage kept its last frame.
+    (cell,) = [c for c in nb.cells if "live-sk-storage" in c.metadata.get("tags", [])]
+    assert any("image/png" in output.get("data", {}) for output in cell.outputs)
+    # This kernel refuses BPF trampolines (NOTES.md), so LSM and fentry programs are refused with EPERM: the
+    # notebook shows that refusal. A kernel that allows them loads both.
+    outcomes = ast.literal_eval(tagged_output(nb, "trampolines"))
+    assert set(outcomes.values()) <= {"loaded", "refused (EPERM)"}, outcomes
+
+
 CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {
     "01-first-probe.ipynb": check_first_probe,
     "02-maps-and-dataframes.ipynb": expecting(
@@ -138,6 +163,7 @@ CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {
     "07-helper-tour.ipynb": check_helper_tour,
     "08-cpu-profiling-flame-graph.ipynb": expecting({"spin-leaves": "['hot', 'warm']", "dd-in-kernel": "True"}),
     "09-btf-and-co-re.ipynb": check_btf_and_core,
+    "11-sockets-cgroups-local-storage.ipynb": check_sockets,
 }
 
 
