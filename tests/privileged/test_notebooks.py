@@ -52,6 +52,9 @@ def check_packets(nb: nbformat.NotebookNode) -> None:
             "xdp-others": "['XDP_PASS']",
             "tc-checksums": "{'IPv4 header': '0xffff', 'UDP + pseudo-header': '0xffff'}",
             "socket-filter": "['keep 28 bytes', 'drop']",
+            # Both addresses rewritten at once, both checksums fixed from one bpf_csum_diff.
+            "csum-diff-addresses": "['192.168.1.1', '192.168.1.2']",
+            "csum-diff": "{'IPv4 header': '0xffff', 'UDP + pseudo-header': '0xffff'}",
         }
     )(nb)
     # Without bpf_l3/l4_csum_replace the rewritten packet's checksums are wrong.
