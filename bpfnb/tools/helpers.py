@@ -228,13 +228,16 @@ def helpers(prog_type: str | None = None, pattern: str | None = None, *, probe: 
     -------
     pandas.DataFrame
         Columns ``id``, ``name``, ``signature``, ``description``, ``returns``,
-        ``category``, ``supported`` (list of program type names) and ``conditions``
+        ``category``, ``supported`` (list of program type names), ``conditions``
         (program types that accept the helper only under a condition, with the
-        kernel's words). ``df.attrs`` holds ``header`` (the header read),
+        kernel's words) and ``example`` (the notebook and section that call the
+        helper, ``"11-sockets-cgroups-local-storage.ipynb § 2. ..."``, or ``""``:
+        see :mod:`bpfnb.tools.helper_examples`). ``df.attrs`` holds ``header`` (the header read),
         ``kernel`` and ``program_types`` (the types probed, and why others were not).
     """
     import pandas as pd
 
+    from .helper_examples import helper_examples
     from .helper_support import kernel_verdicts
 
     path = find_header()
@@ -247,6 +250,7 @@ def helpers(prog_type: str | None = None, pattern: str | None = None, *, probe: 
             for number, name in sorted(verdicts.extra_names.items())
             if number not in known
         ]
+    examples = helper_examples()
     rows = []
     for doc in docs:
         supported = verdicts.supported.get(doc.id, []) if verdicts else []
@@ -261,6 +265,7 @@ def helpers(prog_type: str | None = None, pattern: str | None = None, *, probe: 
                 "category": categorize(doc.name),
                 "supported": supported,
                 "conditions": conditions,
+                "example": examples.get(doc.name, ""),
             }
         )
     df = pd.DataFrame(rows)

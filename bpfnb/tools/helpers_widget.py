@@ -88,6 +88,7 @@ class HelpersBrowser(widgets.VBox):
             + (f"<b>Returns</b>{rst_to_html(row['returns'])}" if row["returns"] else "")
             + f"<b>Accepted by this kernel in</b><div>{html.escape(supported)}</div>"
             + (f"<b>Only under a condition</b><ul>{conditions}</ul>" if conditions else "")
+            + (f"<b>Shown at work in</b><div>{html.escape(row['example'])}</div>" if row["example"] else "")
             + "</div>"
         )
 

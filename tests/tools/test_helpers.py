@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
+from bpfnb.tools.helper_examples import helper_examples
 from bpfnb.tools.helpers import CATEGORIES, categorize, find_header, helpers, parse_header
 
 
@@ -96,7 +99,9 @@ def test_every_category_is_used(header: str) -> None:
 
 def test_dataframe_without_the_kernel() -> None:
     df = helpers(probe=False)
-    assert list(df.columns) == ["id", "name", "signature", "description", "returns", "category", "supported", "conditions"]
+    assert list(df.columns) == [
+        "id", "name", "signature", "description", "returns", "category", "supported", "conditions", "example"
+    ]
     assert df["id"].is_unique
     assert df.attrs["header"] == find_header()
     assert sorted(helpers(pattern="ringbuf", probe=False)["name"]) == [
@@ -105,3 +110,55 @@ def test_dataframe_without_the_kernel() -> None:
         "bpf_user_ringbuf_drain",
     ]
     assert list(helpers(pattern="bpf_ktime_*", probe=False)["id"]) == [5, 125, 160, 208]
+
+
+@pytest.mark.parametrize(
+    ("name", "example"),
+    [
+        # Called by name, in a libbpf or BCC cell.
+        ("bpf_sk_storage_get", "11-sockets-cgroups-local-storage.ipynb § 2. Bytes per socket: cgroup_skb and socket storage"),
+        ("bpf_sk_assign", "11-sockets-cgroups-local-storage.ipynb § 4. One listener for a port range: sk_lookup"),
+        ("bpf_csum_diff", "06-packets-xdp-tc.ipynb § Many bytes at once: bpf_csum_diff"),
+        ("bpf_timer_start", "07-helper-tour.ipynb § 6. Timers"),
+        # Called through a BCC method or a libbpf macro.
+        ("bpf_map_update_elem", "01-first-probe.ipynb § The program"),
+        ("bpf_ringbuf_output", "03-events-and-streams.ipynb § 1. A program that sends events"),
+        ("bpf_seq_printf", "11-sockets-cgroups-local-storage.ipynb § 5. Task and cgroup storage, and a BPF iterator"),
+        # Shown nowhere.
+        ("bpf_override_return", ""),
+    ],
+)
+def test_each_helper_names_the_notebook_that_shows_it(name: str, example: str) -> None:
+    df = helpers(probe=False).set_index("name")
+    assert df.loc[name, "example"] == example
+
+
+def write_notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> None:
+    nb = {"cells": [{"cell_type": kind, "source": text, "metadata": {"tags": tags}} for kind, text, tags in cells]}
+    path.write_text(json.dumps(nb))
+
+
+def test_examples_come_from_working_bpf_cells_under_their_heading(tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / "01-a.ipynb",
+        [
+            ("code", "%%bpf early\nint f(void *ctx) { return bpf_get_smp_processor_id(); }", []),
+            ("markdown", "Some prose.\n\n## 1. Counting\n\n### With `BPF_HASH`\n", []),
+            ("code", "%%bpf counts\nBPF_HASH(c, u32);\nint g(void *ctx) { u32 k = 0; c.increment(k); return 0; }", []),
+            ("code", "%%bpf broken\nint h(void *ctx) { return bpf_get_prandom_u32(); }", ["raises-exception"]),
+            ("code", "x = 'bpf_ktime_get_ns()'  # Python, not a program", []),
+            ("code", "%%bpf said\n/* bpf_jiffies64() */\nint i(void *ctx) { return 0; } // bpf_ktime_get_ns()", []),
+        ],
+    )
+    write_notebook(tmp_path / "02-b.ipynb", [("markdown", "# B", []), ("code", "%%bpf again\nbpf_get_smp_processor_id();", [])])
+    (tmp_path / "03-half-saved.ipynb").write_text('{"cells": [')
+    assert helper_examples(tmp_path) == {
+        "bpf_get_smp_processor_id": "01-a.ipynb § 01-a",  # before any heading: the notebook's name
+        "bpf_map_lookup_elem": "01-a.ipynb § With BPF_HASH",
+        "bpf_map_update_elem": "01-a.ipynb § With BPF_HASH",
+    }
+
+
+def test_without_notebooks_there_are_no_examples(tmp_path: Path) -> None:
+    assert helper_examples(tmp_path / "no-such-folder") == {}
+    assert helper_examples(tmp_path) == {}

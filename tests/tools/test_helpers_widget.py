@@ -36,3 +36,11 @@ def test_search_filters_and_documents(catalog) -> None:
 
 def test_rst_markup() -> None:
     assert rst_to_html("use **bpf_foo**\\ () on *map*") == "<p style='white-space:pre-wrap;margin:4px 0'>use <b>bpf_foo</b>() on <i>map</i></p>"
+
+
+def test_the_notebook_that_shows_a_helper(catalog) -> None:
+    browser = HelpersBrowser(catalog, pattern="bpf_sk_storage_")
+    browser.names.value = "bpf_sk_storage_get"
+    assert "<b>Shown at work in</b><div>11-sockets-cgroups-local-storage.ipynb § 2. Bytes per socket" in browser.doc.value
+    browser.names.value = "bpf_sk_storage_delete"  # no notebook calls it
+    assert "Shown at work in" not in browser.doc.value
