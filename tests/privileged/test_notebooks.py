@@ -66,6 +66,7 @@ def check_helper_tour(nb: nbformat.NotebookNode) -> None:
         {
             "tour-events": "100",
             "tour-calls": "100",
+            "tour-time-random": "(True, 100)",
             "spin-lock": "(1000, 52000)",
             "strtol-dynptr": "(-42, 4, '0x1122334455667788')",
             "syncookie": "['XDP_TX', 'XDP_PASS', 'XDP_DROP']",
