@@ -116,32 +116,37 @@ def test_unknown_section_lists_the_valid_ones(no_leaks: None) -> None:
         assert known in error.details
 
 
-def test_fentry_is_refused_with_eperm_explained(no_leaks: None) -> None:
+@pytest.mark.parametrize(
+    ("program", "message", "hint"),
+    [
+        (
+            'SEC("fentry/do_nanosleep")\nint BPF_PROG(refused) { return 0; }\n',
+            "the kernel refused to load fentry program 'refused' (EPERM): this kernel does not "
+            "allow BPF trampoline programs (fentry/fexit/fmod_ret), even for root",
+            "tp_btf/",
+        ),
+        # LSM programs run from trampolines too: refused here the same way, and said so.
+        (
+            'SEC("lsm/socket_connect")\nint BPF_PROG(refused, struct socket *sock) { return 0; }\n',
+            "the kernel refused to load LSM program 'refused' (EPERM): LSM programs run from a BPF "
+            "trampoline on their hook, and this kernel does not allow BPF trampoline programs, even for root",
+            "lsm=",
+        ),
+    ],
+    ids=["fentry", "lsm"],
+)
+def test_trampoline_programs_are_refused_with_eperm_explained(
+    program: str, message: str, hint: str, no_leaks: None
+) -> None:
     # This kernel refuses BPF trampolines even to root (NOTES.md): that refusal,
     # explained, is the behaviour under test.
     with pytest.raises(LoadError) as caught:
-        load('SEC("fentry/do_nanosleep")\nint BPF_PROG(on_sleep) { return 0; }\n' + LICENSE)
+        load(program + LICENSE)
     error = caught.value
-    assert (error.errno, error.function) == (errno.EPERM, "on_sleep")
-    assert error.message == (
-        "the kernel refused to load fentry program 'on_sleep' (EPERM): this kernel does not "
-        "allow BPF trampoline programs (fentry/fexit/fmod_ret), even for root"
-    )
-    assert "tp_btf/" in error.hint
+    assert (error.errno, error.function) == (errno.EPERM, "refused")
+    assert error.message == message
+    assert hint in error.hint
     assert "ulimit" not in error.details  # libbpf's stale advice is dropped
-
-
-def test_lsm_is_refused_with_eperm_explained(no_leaks: None) -> None:
-    # LSM programs run from trampolines too: refused here the same way, and said so.
-    with pytest.raises(LoadError) as caught:
-        load('SEC("lsm/socket_connect")\nint BPF_PROG(no_connect, struct socket *sock) { return 0; }\n' + LICENSE)
-    error = caught.value
-    assert (error.errno, error.function) == (errno.EPERM, "no_connect")
-    assert error.message == (
-        "the kernel refused to load LSM program 'no_connect' (EPERM): LSM programs run from a BPF "
-        "trampoline on their hook, and this kernel does not allow BPF trampoline programs, even for root"
-    )
-    assert "lsm=" in error.hint
 
 
 def test_kprobe_on_a_kernel_without_kprobes_says_so(no_leaks: None) -> None:
