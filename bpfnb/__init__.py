@@ -1,19 +1,20 @@
 """bpfnb: look inside the running Linux kernel with eBPF from a notebook.
 
-In IPython or Jupyter, ``%load_ext bpfnb`` adds the ``%%bpf`` cell magic and
-the ``%bpf`` line magic. Without IPython, :class:`Program` does the same work.
+In IPython or Jupyter, ``%load_ext bpfnb`` adds the ``%%bpf`` and ``%%bpftrace``
+cell magics and the ``%bpf`` line magic. Without IPython, :class:`Program` does
+the same work.
 
 The package is layered; each layer imports only from the layers below it
 (``tests/test_layers.py`` checks this)::
 
-    notebook    the %%bpf and %bpf magics, their options, completion, the session
+    notebook    the %%bpf, %%bpftrace and %bpf magics, their options, completion, the session
     tools       doctor, the helper catalog, probe listings, kernel spec, the CLI
     program     Program: one cell's programs, whatever engine built them
     maps, streams, packets
-                map views and histories; ring/perf buffer streams; packets and test runs
+                map views and histories; ring/perf buffer and text streams; packets and test runs
     live        live widgets redrawn from a background thread
     plot, engines
-                plots of frames; the engines behind one boundary (BCC)
+                plots of frames; the engines behind one boundary (BCC, libbpf, bpftrace)
     decode      C types and records to DataFrame columns, histograms
     kernel      bpf() and perf bindings, kernel facts, tracefs, symbols
     display, errors, cache
@@ -165,7 +166,7 @@ def _present_as_bpfnb(value: Any) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%%bpf`` and ``%bpf``; loading again changes nothing."""
+    """Register ``%%bpf``, ``%%bpftrace`` and ``%bpf``; loading again changes nothing."""
     from .notebook.magic import register
 
     register(ipython)

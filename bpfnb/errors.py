@@ -3,11 +3,11 @@
     BpfnbError
     ├── ArgumentError     an argument bpfnb cannot use (also a ValueError)
     ├── NoSuchMapError    a program has no map of that name (also a KeyError)
-    ├── CompileError      clang rejected the C code (diagnostics in cell lines)
+    ├── CompileError      clang (or bpftrace) rejected the code (diagnostics in cell lines)
     ├── LoadError         the kernel refused a program (verifier log, errno)
     ├── AttachError       a loaded program could not be attached to its hook
     ├── PrivilegeError    the process may not use bpf() or perf events
-    ├── SetupError        a precondition is missing: headers, tracefs, BCC
+    ├── SetupError        a precondition is missing: headers, tracefs, BCC, bpftrace
     ├── LayoutError       the headers place a kernel field the cell reads elsewhere than the kernel does
     ├── DecodeError       bytes from the kernel do not fit the declared type
     └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
@@ -119,9 +119,15 @@ class AttachError(BpfnbError):
     """A program loaded but could not be attached to its hook."""
 
     def __init__(
-        self, message: str, *, hint: str = "", details: str = "", hook: tuple[str, str] | None = None
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        details: str = "",
+        hook: tuple[str, str] | None = None,
+        line: int | None = None,
     ) -> None:
-        super().__init__(message, hint=hint, details=details)
+        super().__init__(message, hint=hint, details=details, line=line)
         #: ``(kind, target)`` of the hook that refused, e.g. ``("xdp", "veth0")``.
         self.hook = hook
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .display import html as _html
 from .engines import load
-from .engines.base import LoadedProgram, LoadOptions, Resource
+from .engines.base import LoadedProgram, LoadOptions, MapSpec, Resource
 from .engines.hooks import Probe
 from .errors import ArgumentError, BpfnbError, NoSuchMapError
 from .kernel.stats import program_info, stats_enabled
@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from typing_extensions import Unpack
 
-    from .maps.view import BpfMap
+    from .maps.registry import MapView
     from .packets.testrun import TestRunResult
     from .streams.stream import Stream, StreamOptions
+    from .streams.text import TextStream
 
 __all__ = ["Program"]
 
@@ -57,17 +58,21 @@ class _Holdings:
 
 
 class Program:
-    """A BPF program compiled from C, loaded and attached.
+    """A BPF program compiled from C (or a bpftrace script), loaded and attached.
 
     Parameters
     ----------
     source : str
-        BCC-flavoured C: ``BPF_HASH(...)``, ``TRACEPOINT_PROBE(...)``, helper calls.
+        BCC-flavoured C: ``BPF_HASH(...)``, ``TRACEPOINT_PROBE(...)``, helper calls;
+        libbpf C; or a bpftrace script (with ``engine="bpftrace"``).
     name : str, optional
         How displays and ``%bpf ls`` call it. Defaults to ``"program"``.
     engine : str, optional
-        ``"bcc"`` or ``"libbpf"``; by default the engine the source is written
-        for (libbpf for cells that include ``vmlinux.h`` or use ``SEC()``).
+        ``"bcc"``, ``"libbpf"`` or ``"bpftrace"``; by default the engine the C
+        source is written for (libbpf for cells that include ``vmlinux.h`` or use
+        ``SEC()``). bpftrace runs as a child process that dies with this one; its
+        maps are read from what it prints (``prog["@name"].df()``) and its
+        ``printf`` output is ``prog.stream()``.
     cflags : sequence of str, optional
         Extra flags for clang, such as ``["-DMAX=10"]``.
     debug : int, optional
@@ -83,6 +88,12 @@ class Program:
         Load a BCC cell even when it reads kernel struct fields that the
         installed headers place elsewhere than the running kernel (it would
         read wrong values). Default False: such a cell is refused.
+    interval_ms : int, optional
+        bpftrace: milliseconds between the prints of its maps that keep
+        ``df()`` current (0: the maps show only when the script ends). Default 1000.
+    env : mapping of str to str, optional
+        bpftrace: settings by environment variable, such as
+        ``{"BPFTRACE_MAP_KEYS_MAX": "1000000"}`` (it keeps 4096 keys a map by default).
 
     Examples
     --------
@@ -109,19 +120,23 @@ class Program:
         probes: Sequence[Probe] = (),
         first_line: int = 1,
         trust_headers: bool = False,
+        interval_ms: int = 1000,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name or "program"
         options = _load_options(
             source, name=self.name, cflags=cflags, debug=debug, attach=attach, probes=probes, first_line=first_line
         )
-        options = dataclasses.replace(options, trust_headers=bool(trust_headers))
+        options = dataclasses.replace(
+            options, trust_headers=bool(trust_headers), interval_ms=interval_ms, env=_environment(env)
+        )
         self.source = source
         #: The number error messages give the source's first line.
         self.first_line = first_line
         loaded = load(source, options, engine=engine)
         self._holdings = _Holdings(loaded)
         self._finalizer = weakref.finalize(self, self._holdings.release)
-        self._maps: dict[str, BpfMap] = {}
+        self._maps: dict[str, MapView] = {}
         self._attach_requested = options.attach
 
     @property
@@ -165,7 +180,7 @@ class Program:
 
     @property
     def engine(self) -> str:
-        """The engine that built the program: ``bcc`` or ``libbpf``."""
+        """The engine that built the program: ``bcc``, ``libbpf`` or ``bpftrace``."""
         return self._loaded.engine
 
     @property
@@ -202,7 +217,7 @@ class Program:
         return {} if self.closed else self._loaded.sockets
 
     @property
-    def maps(self) -> Mapping[str, BpfMap]:
+    def maps(self) -> Mapping[str, MapView]:
         """The program's maps by name, each a view with ``.df()``."""
         return _Maps(self)
 
@@ -210,7 +225,7 @@ class Program:
         """The names of the program's maps, in declaration order."""
         return self._loaded.map_names()
 
-    def __getitem__(self, name: str) -> BpfMap:
+    def __getitem__(self, name: str) -> MapView:
         return self.maps[name]
 
     def function_fd(self, function: str) -> int | None:
@@ -234,29 +249,62 @@ class Program:
 
     def stream(
         self,
-        name: str,
+        name: str | None = None,
         *,
         type: str | None = None,
         event_type: builtins.type | None = None,
         **options: Unpack[StreamOptions],
-    ) -> Stream:
+    ) -> Stream | TextStream:
         """Consume the ring or perf buffer ``name`` in the background; see :class:`bpfnb.Stream`.
 
         ``type="struct event"`` names the C type of the events where the engine
         cannot tell it (``event_type=`` takes a ctypes class instead); the other
         options are those of :func:`bpfnb.streams.stream.open_stream`.
+
+        Without a name: the lines the program prints (a bpftrace script's
+        ``printf`` output, as a :class:`~bpfnb.streams.text.TextStream` with
+        ``time``, ``text`` and ``key=value`` columns), or else its only buffer.
         """
         from .streams.stream import open_stream, require_buffer
 
         self._alive("stream a buffer of")
+        if name is None:
+            text = self._loaded.text_output()
+            if text is None:
+                name = self._only_buffer()
+            elif type is not None or event_type is not None or options:
+                raise ArgumentError("the lines a program prints take no stream options")
+            else:
+                from .streams.text import TextStream
+
+                return TextStream(self, text)
         try:
             spec = self._loaded.map_spec(name)
         except KeyError:
             raise NoSuchMapError(self._no_map(name)) from None
+        if not isinstance(spec, MapSpec):
+            raise ArgumentError(
+                f"{name!r} is a map {self.engine} reports, not a ring or perf buffer",
+                hint="read it with prog[name].df(); what the program prints is prog.stream()",
+            )
         require_buffer(spec)
         event_type = event_type or self._loaded.event_type(name, type)
         loss_counter = self._loaded.loss_counter() if spec.map_type == "ringbuf" else None
         return open_stream(self, spec, event_type=event_type, loss_counter=loss_counter, **options)
+
+    def _only_buffer(self) -> str:
+        """The name of the program's one ring or perf buffer; an :class:`ArgumentError` unless there is exactly one."""
+        from .streams.stream import BUFFER_TYPES
+
+        buffers = [
+            name
+            for name in self.map_names()
+            if isinstance(spec := self._loaded.map_spec(name), MapSpec) and spec.map_type in BUFFER_TYPES
+        ]
+        if len(buffers) != 1:
+            found = f"{len(buffers)} ring or perf buffers ({', '.join(buffers)})" if buffers else "no ring or perf buffer"
+            raise ArgumentError(f"program {self.name!r} has {found}: name the one to stream, prog.stream(name)")
+        return buffers[0]
 
     def test_run(self, function: str, packet: bytes, **options: Any) -> TestRunResult:
         """Run a packet through ``function`` with BPF_PROG_TEST_RUN; see :func:`bpfnb.test_run`."""
@@ -369,13 +417,13 @@ class Program:
         return _html.table(["function", "prog id", "runs", "avg ns/run"], rows)
 
 
-class _Maps(Mapping[str, "BpfMap"]):
+class _Maps(Mapping[str, "MapView"]):
     """A program's maps by name; the views are made on first use and kept."""
 
     def __init__(self, program: Program) -> None:
         self._program = program
 
-    def __getitem__(self, name: str) -> BpfMap:
+    def __getitem__(self, name: str) -> MapView:
         program = self._program
         if name not in program._maps:
             program._alive("read a map of")
@@ -421,3 +469,12 @@ def _load_options(
         probes=tuple(probes),
         first_line=first_line,
     )
+
+
+def _environment(env: object) -> dict[str, str]:
+    """``env=`` checked: names and values that are strings."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ArgumentError(f"env must map names to values, both strings, e.g. {{'BPFTRACE_STRLEN': '128'}}, not {env!r}")
+    return dict(env)

@@ -1,7 +1,8 @@
 """Engines: what turns a cell's text into programs in the kernel.
 
-Each engine is a subpackage (``bcc``, ``libbpf``) whose loaded programs satisfy
-:class:`~bpfnb.engines.base.LoadedProgram`; :func:`load` picks one by name.
+Each engine is a subpackage (``bcc``, ``libbpf``, ``bpftrace``) whose loaded
+programs satisfy :class:`~bpfnb.engines.base.LoadedProgram`; :func:`load`
+picks one by name. bpftrace scripts are never detected: they are asked for.
 Nothing above this package knows which engine made a program.
 """
 
@@ -15,7 +16,7 @@ from .base import LoadedProgram, LoadOptions
 __all__ = ["ENGINES", "detect_engine", "load"]
 
 #: The engines ``engine=`` accepts.
-ENGINES = ("bcc", "libbpf")
+ENGINES = ("bcc", "libbpf", "bpftrace")
 
 
 _LIBBPF_MARKERS = re.compile(r'#\s*include\s*["<](?:vmlinux\.h|bpf/bpf_helpers\.h)[">]|\bSEC\s*\(')
@@ -37,4 +38,8 @@ def load(source: str, options: LoadOptions, *, engine: str | None = None) -> Loa
         from .libbpf.program import LibbpfProgram
 
         return LibbpfProgram(source, options)
+    if engine == "bpftrace":
+        from .bpftrace.program import BpftraceProgram
+
+        return BpftraceProgram(source, options)
     raise ArgumentError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")

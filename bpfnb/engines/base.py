@@ -3,9 +3,11 @@
 An engine (BCC, libbpf, bpftrace) turns a cell's text into programs loaded in
 the kernel. Above this boundary nothing knows which engine made a map: maps,
 streams, decoding, plots, live views, histories and ``test_run`` work from a
-map's fd and typed layout (:class:`MapSpec`) and a function's fd. An engine is
-a package under ``bpfnb.engines`` whose loaded programs satisfy
-:class:`LoadedProgram`.
+map's fd and typed layout (:class:`MapSpec`) and a function's fd. An engine
+that cannot hand out fds (bpftrace, a child process that prints its maps)
+reports its maps as frames instead (:class:`ReportedMap`), and what its
+program prints as lines (:class:`TextOutput`). An engine is a package under
+``bpfnb.engines`` whose loaded programs satisfy :class:`LoadedProgram`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .hooks import Probe
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LoadOptions", "LoadedProgram", "MapSpec", "Owner", "Resource"]
+__all__ = ["LoadOptions", "LoadedProgram", "MapSpec", "Owner", "ReportedMap", "Resource", "TextOutput"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,73 @@ class MapSpec:
         return map_type_name(self.type_id)
 
 
+class ReportedMap(Protocol):
+    """A map an engine reports as frames of its latest values, not by fd (bpftrace's maps).
+
+    Every method may be called from any thread.
+    """
+
+    name: str
+    #: What fills it: ``count``, ``sum``, ``avg``, ``min``, ``max``, ``stats``,
+    #: ``hist``, ``lhist``, or ``value`` (a plain assignment).
+    kind: str
+    #: The columns of its frames that identify a row (the key's parts).
+    key_columns: tuple[str, ...]
+    #: The other columns: ``count``...; ``count, average, total`` for stats;
+    #: ``slot, lo, hi, count`` (bucket frames) for histograms.
+    value_columns: tuple[str, ...]
+    #: Seconds between two reports; None when it is reported only at the end.
+    period: float | None
+
+    @property
+    def histogram(self) -> bool:
+        """Whether its frames are bucket frames (``hist``, ``lhist``)."""
+
+    @property
+    def taken(self) -> float | None:
+        """When the latest report was taken (seconds since the epoch); None before the first."""
+
+    def frame(self) -> pd.DataFrame:
+        """The latest report as a DataFrame of its own (empty, with the columns, before the first)."""
+
+    def wait(self, newer_than: float, timeout: float) -> bool:
+        """Block until a report taken after ``newer_than`` (seconds since the epoch) exists; whether one does."""
+
+
+class TextOutput(Protocol):
+    """The lines a program prints (bpftrace's ``printf``), kept by its engine; any thread may read."""
+
+    @property
+    def received(self) -> int:
+        """Lines received since the program started."""
+
+    @property
+    def dropped(self) -> int:
+        """The oldest lines, dropped by the engine to stay within its bound."""
+
+    @property
+    def lost(self) -> int:
+        """Events the kernel could not deliver (the engine's buffer was full)."""
+
+    @property
+    def running(self) -> bool:
+        """Whether more lines may come."""
+
+    def lines(self, start: int = 0) -> tuple[list[tuple[int, str]], int, int]:
+        """Lines from index ``start`` on: ``(lines, first, end)``.
+
+        ``lines`` are (arrival time in ns since the epoch, text) pairs, the
+        index of the first one is ``first`` (above ``start`` when older lines
+        were dropped), and ``end`` is the index after the last.
+        """
+
+    def rate(self) -> float:
+        """Lines per second over the last few seconds."""
+
+    def wait(self, count: int, timeout: float) -> None:
+        """Block until ``count`` lines were received in all, no more can come, or ``timeout`` seconds passed."""
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How to build a program from a cell, whatever the engine."""
@@ -68,6 +137,10 @@ class LoadOptions:
     first_line: int = 1
     #: Load BCC cells whose kernel struct reads the headers place elsewhere than the kernel.
     trust_headers: bool = False
+    #: bpftrace: milliseconds between the prints that keep its maps current (0: at exit only).
+    interval_ms: int = 1000
+    #: bpftrace: its settings by environment variable, e.g. ``{"BPFTRACE_MAP_KEYS_MAX": "100000"}``.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 class Resource(Protocol):
@@ -128,7 +201,7 @@ class LoadedProgram(Protocol):
     def map_names(self) -> list[str]:
         """The user's maps (the engine's own hidden maps are left out)."""
 
-    def map_spec(self, name: str) -> MapSpec:
+    def map_spec(self, name: str) -> MapSpec | ReportedMap:
         """The map ``name``; ``KeyError`` if there is none."""
 
     def function_fd(self, function: str) -> int | None:
@@ -149,6 +222,9 @@ class LoadedProgram(Protocol):
 
     def loss_counter(self) -> tuple[int, int] | None:
         """The fd of a per-CPU u64 map counting failed ring-buffer outputs (the engine keeps it), and the CPUs."""
+
+    def text_output(self) -> TextOutput | None:
+        """What the program prints as text (bpftrace's ``printf``); None where the engine has no such output."""
 
     def release(self) -> None:
         """Detach and unload everything; idempotent."""

@@ -18,6 +18,7 @@ from ..kernel.perf import online_cpus
 from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint, resolve_binary
 
 __all__ = [
+    "BPFTRACE",
     "CGROUP_HOOKS",
     "PROBE_KINDS",
     "SECTION",
@@ -110,6 +111,9 @@ _PROGRAM_TYPES = {
 
 #: The kind of the hooks a libbpf program attaches to by its SEC() name (the target is the section).
 SECTION = "section"
+#: The kind of the hooks of a bpftrace script, named as the script names them (the target is the probe as
+#: written, e.g. ``tracepoint:sched:sched_switch``); bpftrace checks them.
+BPFTRACE = "bpftrace"
 #: A target of each kind, for messages.
 _EXAMPLES = {
     "tracepoint": "sched:sched_switch",
@@ -169,6 +173,8 @@ class Probe:
     options: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if self.kind == BPFTRACE:
+            return
         if self.kind not in _PROGRAM_TYPES and self.kind not in (SECTION, "cgroup"):
             raise ArgumentError(f"unknown probe kind {self.kind!r}; expected one of {', '.join(PROBE_KINDS)}")
         if not isinstance(self.target, str) or not self.target:

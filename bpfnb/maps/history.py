@@ -29,11 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from ..decode.columns import columns_of
 from ..display import html as _html
 from ..engines.base import Owner
 from ..errors import ArgumentError, BpfnbError
-from .io import MapLayout
 
 __all__ = ["MapHistory", "Recordable"]
 
@@ -43,7 +41,11 @@ class Recordable(Protocol):
 
     name: str
     program: Owner
-    layout: MapLayout
+
+    @property
+    def value_columns(self) -> frozenset[str]:
+        """The columns of its frames that hold values, not keys."""
+
     @property
     def df(self) -> Callable[..., pd.DataFrame]:
         """A fresh snapshot of the map; the history's ``df_options`` are its arguments."""
@@ -121,15 +123,11 @@ class MapHistory:
                 self.dropped_rows += len(dropped)
         return stamped
 
-    @property
-    def _value_names(self) -> set[str]:
-        return set(columns_of(np.empty(0, self.view.layout.value), name="value"))
-
     def _with_deltas(self, frame: pd.DataFrame, now: float) -> pd.DataFrame:
         keys, values = self._split(frame)
         previous, self._previous = self._previous, (now, frame)
         out = frame.copy()
-        one_field = {"lo", "hi"} <= set(frame.columns) or len(self._value_names) == 1
+        one_field = {"lo", "hi"} <= set(frame.columns) or len(self.view.value_columns) == 1
         single = one_field and len(values) == 1
         for column in values:
             if previous is None:
@@ -157,7 +155,7 @@ class MapHistory:
         """Key columns (identify a row across snapshots) and numeric value columns."""
         if {"lo", "hi", "count"} <= set(frame.columns):
             return [c for c in frame.columns if c != "count"], ["count"]
-        value_names = self._value_names
+        value_names = self.view.value_columns
 
         def field(column: str) -> str:
             """The value field a column shows (``value.x``, ``x.cpu1``, ``x_raw`` -> ``x``)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import html
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..live.widget import Live
     from .history import MapHistory
 
-__all__ = ["PREVIEW_ROWS", "BpfMap", "entries_shown"]
+__all__ = ["PREVIEW_ROWS", "BpfMap", "Counted", "entries_shown"]
 
 #: Rows a map's display shows.
 PREVIEW_ROWS = 10
@@ -67,6 +67,11 @@ class BpfMap(Mapping[Any, Any]):
 
     def _mmapable(self) -> bool:
         return False
+
+    @property
+    def value_columns(self) -> frozenset[str]:
+        """The value's columns as :func:`~bpfnb.decode.columns.columns_of` names them (``value`` for a scalar)."""
+        return frozenset(columns_of(np.empty(0, self.layout.value), name="value"))
 
     def _layout(self) -> MapLayout:
         spec = self.spec
@@ -221,7 +226,15 @@ class BpfMap(Mapping[Any, Any]):
         return _html.card(self._title(), body)
 
 
-def entries_shown(view: BpfMap) -> object:
+class Counted(Protocol):
+    """A map view as displays count it: every view, whatever made its map."""
+
+    countable_in_displays: bool
+
+    def __len__(self) -> int: ...
+
+
+def entries_shown(view: Counted) -> object:
     """The entry count a display shows: ``len(view)``, or "?" where counting is impossible or intrusive."""
     if not view.countable_in_displays:
         return "?"

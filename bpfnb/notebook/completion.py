@@ -15,7 +15,17 @@ from dataclasses import dataclass
 
 from ..errors import BpfnbError
 
-__all__ = ["BCC_MACROS", "LIBBPF_MACROS", "MAP_METHODS", "Completions", "complete", "declared_maps"]
+__all__ = [
+    "BCC_MACROS",
+    "LIBBPF_MACROS",
+    "MAP_METHODS",
+    "Completions",
+    "all_tracepoints",
+    "complete",
+    "declared_maps",
+    "matching",
+    "tracepoint_field_names",
+]
 
 #: The declaration and probe macros of BCC's ``helpers.h`` that users write.
 BCC_MACROS = (
@@ -141,7 +151,8 @@ def _helper_names() -> tuple[str, ...]:
         return ()
 
 
-def _tracepoint_names() -> Sequence[str]:
+def all_tracepoints() -> Sequence[str]:
+    """``category:event`` of every tracepoint of this kernel (none where tracefs cannot be read)."""
     from ..kernel.tracefs import tracepoints
 
     try:
@@ -150,7 +161,8 @@ def _tracepoint_names() -> Sequence[str]:
         return ()
 
 
-def _tracepoint_fields(name: str) -> Sequence[str]:
+def tracepoint_field_names(name: str) -> Sequence[str]:
+    """The fields of the tracepoint ``category:event`` (none where it cannot be read)."""
     from ..kernel.tracefs import tracepoint
 
     try:
@@ -177,14 +189,15 @@ def _in_section(prefix: str, cursor: int, tracepoint_names: Callable[[], Sequenc
         category, slash, event = target.partition("/")
         names = tracepoint_names()
         if slash:
-            return _result(event, cursor, (n.partition(":")[2] for n in names if n.startswith(category + ":")), "tracepoint")
-        return _result(category, cursor, (n.partition(":")[0] for n in names), "tracepoint category")
+            return matching(event, cursor, (n.partition(":")[2] for n in names if n.startswith(category + ":")), "tracepoint")
+        return matching(category, cursor, (n.partition(":")[0] for n in names), "tracepoint category")
     if slash and kind in ("tp_btf", "raw_tp", "raw_tracepoint"):
-        return _result(target, cursor, (n.partition(":")[2] for n in tracepoint_names()), "tracepoint")
-    return _result(prefix, cursor, _section_names(), "section")
+        return matching(target, cursor, (n.partition(":")[2] for n in tracepoint_names()), "tracepoint")
+    return matching(prefix, cursor, _section_names(), "section")
 
 
-def _result(prefix: str, cursor: int, candidates: Iterable[str], kind: str) -> Completions:
+def matching(prefix: str, cursor: int, candidates: Iterable[str], kind: str) -> Completions:
+    """The ``candidates`` that complete ``prefix``, which ends at ``cursor``, as one sort of thing."""
     matches = tuple(sorted({c for c in candidates if c.startswith(prefix)}))
     return Completions(cursor - len(prefix), cursor, matches, kind if matches else "")
 
@@ -194,8 +207,8 @@ def complete(
     cursor: int | None = None,
     *,
     helper_names: Callable[[], Sequence[str]] = _helper_names,
-    tracepoint_names: Callable[[], Sequence[str]] = _tracepoint_names,
-    tracepoint_fields: Callable[[str], Sequence[str]] = _tracepoint_fields,
+    tracepoint_names: Callable[[], Sequence[str]] = all_tracepoints,
+    tracepoint_fields: Callable[[str], Sequence[str]] = tracepoint_field_names,
 ) -> Completions:
     """Completions at ``cursor`` (an offset into ``cell``; the end by default).
 
@@ -212,21 +225,21 @@ def complete(
         return _in_section(m[1], cursor, tracepoint_names)
     if m := re.search(r"\bTRACEPOINT_PROBE\s*\(\s*(\w+)\s*,\s*(\w*)$", before):
         events = [name.partition(":")[2] for name in tracepoint_names() if name.startswith(m[1] + ":")]
-        return _result(m[2], cursor, events, "tracepoint")
+        return matching(m[2], cursor, events, "tracepoint")
     if m := re.search(r"\bTRACEPOINT_PROBE\s*\(\s*(\w*)$", before):
-        return _result(m[1], cursor, (name.partition(":")[0] for name in tracepoint_names()), "tracepoint category")
+        return matching(m[1], cursor, (name.partition(":")[0] for name in tracepoint_names()), "tracepoint category")
     if m := re.search(r"\bRAW_TRACEPOINT_PROBE\s*\(\s*(\w*)$", before):
-        return _result(m[1], cursor, (name.partition(":")[2] for name in tracepoint_names()), "tracepoint")
+        return matching(m[1], cursor, (name.partition(":")[2] for name in tracepoint_names()), "tracepoint")
     if m := re.search(r"\bargs\s*->\s*(\w*)$", before):
         probes = re.findall(r"\bTRACEPOINT_PROBE\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)", before)
         fields = tracepoint_fields(":".join(probes[-1])) if probes else ()
-        return _result(m[1], cursor, fields, "tracepoint field")
+        return matching(m[1], cursor, fields, "tracepoint field")
     if m := re.search(r"\b(\w+)\s*\.\s*(\w*)$", before):
         maps = declared_maps(cell)
         if m[1] not in maps:
             return Completions(cursor, cursor)
         methods = MAP_METHODS.get(maps[m[1]], _ALL_METHODS)
-        return _result(m[2], cursor, methods, "map method")
+        return matching(m[2], cursor, methods, "map method")
     m = re.search(r"\b(\w+)$", before)
     if m is None:
         return Completions(cursor, cursor)
@@ -237,4 +250,4 @@ def complete(
     candidates = [*macros, *declared_maps(cell)]
     if word.startswith("bpf_") or not word.isupper():
         candidates += helper_names()
-    return _result(word, cursor, candidates, "helper" if word.startswith("bpf_") else "name")
+    return matching(word, cursor, candidates, "helper" if word.startswith("bpf_") else "name")

@@ -1,4 +1,4 @@
-"""The ``%%bpf`` cell magic and the ``%bpf`` line magic: parse, delegate, return."""
+"""The ``%%bpf`` and ``%%bpftrace`` cell magics and the ``%bpf`` line magic: parse, delegate, return."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, observe
 
 from ..errors import BpfnbError
-from .completion import complete
-from .options import OptionsError, cell_help, command_help, parse_cell_options, parse_command
+from .bpftrace_completion import complete_bpftrace
+from .completion import Completions, complete
+from .options import (
+    CellOptions,
+    OptionsError,
+    bpftrace_help,
+    cell_help,
+    command_help,
+    parse_bpftrace_options,
+    parse_cell_options,
+    parse_command,
+)
 from .session import Session, SessionListing
 
 if TYPE_CHECKING:
@@ -24,8 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BpfnbMagics", "complete_bpf_cell", "register", "unregister"]
 
-#: Line 1 of a cell is ``%%bpf ...``; the C code starts on line 2.
+#: Line 1 of a cell is ``%%bpf ...``; the C code (or bpftrace script) starts on line 2.
 _FIRST_CODE_LINE = 2
+#: What completes the body of each cell magic.
+_COMPLETERS: dict[str, Callable[[str, int], Completions]] = {"%%bpf": complete, "%%bpftrace": complete_bpftrace}
 _Parsed = TypeVar("_Parsed")
 
 
@@ -51,9 +63,17 @@ class BpfnbMagics(Magics):
     @cell_magic("bpf")  # type: ignore[arg-type]
     def bpf_cell(self, line: str, cell: str) -> Program:
         options = _parsed(parse_cell_options, line)
-        program = self.session.load(options, cell, first_line=_FIRST_CODE_LINE)
+        program = self._bind(options, cell)
         if options.debug and program.log:
             print(program.log)
+        return program
+
+    @cell_magic("bpftrace")  # type: ignore[arg-type]
+    def bpftrace_cell(self, line: str, cell: str) -> Program:
+        return self._bind(_parsed(parse_bpftrace_options, line), cell)
+
+    def _bind(self, options: CellOptions, cell: str) -> Program:
+        program = self.session.load(options, cell, first_line=_FIRST_CODE_LINE)
         assert self.shell is not None, "a magic runs in a shell"
         self.shell.user_ns[options.name] = program
         return program
@@ -106,19 +126,22 @@ class BpfnbMagics(Magics):
 
 
 BpfnbMagics.bpf_cell.__doc__ = cell_help()  # type: ignore[assignment]
+BpfnbMagics.bpftrace_cell.__doc__ = bpftrace_help()  # type: ignore[assignment]
 BpfnbMagics.bpf_line.__doc__ = command_help()  # type: ignore[assignment]
 
 
 @context_matcher()  # type: ignore[untyped-decorator]
 def complete_bpf_cell(context: CompletionContext) -> dict[str, Any]:
-    """Complete helpers, BCC macros, map methods and tracepoints inside ``%%bpf`` cells."""
+    """Complete inside ``%%bpf`` cells (helpers, BCC macros, map methods, tracepoints) and ``%%bpftrace`` cells."""
     text = context.full_text
     newline = text.find("\n")
     cursor = sum(len(line) + 1 for line in text.split("\n")[: context.cursor_line]) + context.cursor_position
-    if not text.startswith("%%bpf") or newline < 0 or cursor <= newline:
+    magic = text.split(maxsplit=1)[0] if text.strip() else ""
+    completer = _COMPLETERS.get(magic)
+    if completer is None or newline < 0 or cursor <= newline:
         return {"completions": [], "suppress": False}
     body = text[newline + 1 :]
-    found = complete(body, cursor - newline - 1)
+    found = completer(body, cursor - newline - 1)
     return {
         "completions": [SimpleCompletion(match, type=found.kind) for match in found.matches],
         "matched_fragment": body[found.start : found.end],

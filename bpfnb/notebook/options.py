@@ -1,6 +1,6 @@
-"""What the ``%%bpf`` and ``%bpf`` lines say, parsed without IPython.
+"""What the ``%%bpf``, ``%%bpftrace`` and ``%bpf`` lines say, parsed without IPython.
 
-``parse_cell_options`` and ``parse_command`` raise :class:`OptionsError` (a
+``parse_cell_options``, ``parse_bpftrace_options`` and ``parse_command`` raise :class:`OptionsError` (a
 ``ValueError``) for a malformed line; the magic turns that into IPython's
 ``UsageError``.
 """
@@ -20,7 +20,16 @@ from ..engines.bcc.compiler import DEBUG_FLAGS, parse_debug_flags
 from ..engines.hooks import PROBE_KINDS, Probe
 from ..kernel.constants import PROG_TYPES
 
-__all__ = ["CellOptions", "OptionsError", "cell_help", "command_help", "parse_cell_options", "parse_command"]
+__all__ = [
+    "CellOptions",
+    "OptionsError",
+    "bpftrace_help",
+    "cell_help",
+    "command_help",
+    "parse_bpftrace_options",
+    "parse_cell_options",
+    "parse_command",
+]
 
 
 #: Names a cell may not take: they would hide Python's builtins or IPython's own names.
@@ -43,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass(frozen=True)
 class CellOptions:
-    """The parsed first line of a ``%%bpf`` cell."""
+    """The parsed first line of a ``%%bpf`` or ``%%bpftrace`` cell."""
 
     name: str
     cflags: tuple[str, ...] = ()
@@ -52,6 +61,10 @@ class CellOptions:
     probes: tuple[Probe, ...] = ()
     engine: str | None = None
     trust_headers: bool = False
+    #: bpftrace: milliseconds between prints of the maps (0: at exit only).
+    interval_ms: int = 1000
+    #: bpftrace: settings by environment variable, as (name, value) pairs.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 _PROBE_HELP = {
@@ -116,10 +129,7 @@ def _cell_parser() -> _Parser:
 def parse_cell_options(line: str) -> CellOptions:
     """Parse what follows ``%%bpf`` on a cell's first line."""
     args = _cell_parser().parse_args(_attach_cflags(_split(line)))
-    if not args.name.isidentifier() or keyword.iskeyword(args.name):
-        raise OptionsError(f"%%bpf: {args.name!r} cannot name a notebook variable")
-    if args.name in _RESERVED or _IPYTHON_HISTORY.fullmatch(args.name):
-        raise OptionsError(f"%%bpf: {args.name!r} would hide Python's or IPython's own {args.name}: choose another name")
+    _check_name("%%bpf", args.name)
     try:
         probes = tuple(Probe.parse(kind, spec) for kind in PROBE_KINDS for spec in getattr(args, kind))
         debug = parse_debug_flags(args.debug)
@@ -134,6 +144,62 @@ def parse_cell_options(line: str) -> CellOptions:
         engine=args.engine,
         trust_headers=args.trust_headers,
     )
+
+
+def _check_name(magic: str, name: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise OptionsError(f"{magic}: {name!r} cannot name a notebook variable")
+    if name in _RESERVED or _IPYTHON_HISTORY.fullmatch(name):
+        raise OptionsError(f"{magic}: {name!r} would hide Python's or IPython's own {name}: choose another name")
+
+
+def _bpftrace_parser() -> _Parser:
+    parser = _Parser(
+        prog="%%bpftrace",
+        description="Run the cell's bpftrace script with bpftrace, as a child of this kernel that dies with it, and "
+        "bind NAME to the resulting bpfnb.Program: NAME['@map'].df() reads a map as bpftrace last printed it, "
+        "NAME.stream() its printf output (time, text, and a column per key=value pair). bpfnb has bpftrace print "
+        "every map each --interval, so that the frames stay current while the script runs. Running the cell again "
+        "replaces the program once the new one runs; if it fails, the old one keeps running.",
+        add_help=False,
+    )
+    parser.add_argument("name", help="the notebook variable to bind the program to")
+    parser.add_argument(
+        "--interval",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="milliseconds between prints of the maps (default 1000; 0: the maps show when the script ends)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a bpftrace setting, e.g. BPFTRACE_MAP_KEYS_MAX=100000 (maps keep 4096 keys by default; repeatable)",
+    )
+    return parser
+
+
+def parse_bpftrace_options(line: str) -> CellOptions:
+    """Parse what follows ``%%bpftrace`` on a cell's first line."""
+    args = _bpftrace_parser().parse_args(_split(line))
+    _check_name("%%bpftrace", args.name)
+    if args.interval < 0:
+        raise OptionsError(f"%%bpftrace: --interval {args.interval}: give milliseconds, or 0 for prints at exit only")
+    settings = [setting.partition("=") for setting in args.env]
+    if not all(name and sep for name, sep, _ in settings):
+        raise OptionsError(f"%%bpftrace: --env takes NAME=VALUE, not {' '.join(args.env)!r}")
+    return CellOptions(
+        name=args.name,
+        engine="bpftrace",
+        interval_ms=args.interval,
+        env=tuple((name, value) for name, _, value in settings),
+    )
+
+
+def bpftrace_help() -> str:
+    return _bpftrace_parser().format_help()
 
 
 def _attach_cflags(words: list[str]) -> list[str]:

@@ -53,6 +53,8 @@ class Session:
             probes=options.probes,
             first_line=first_line,
             trust_headers=options.trust_headers,
+            interval_ms=options.interval_ms,
+            env=dict(options.env),
         )
 
     def detach(self, name: str) -> bool:
@@ -104,7 +106,7 @@ class SessionListing:
 
     def _repr_html_(self) -> str:
         if not self.rows:
-            return _html.card("bpfnb session", _html.note("No programs: run a %%bpf cell."))
+            return _html.card("bpfnb session", _html.note("No programs: run a %%bpf or %%bpftrace cell."))
         return _html.card("bpfnb session", _html.table(self._HEADERS, self.rows))
 
 

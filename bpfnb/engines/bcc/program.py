@@ -167,6 +167,9 @@ class BccProgram:
             return None  # no ring buffer, or a program built without bpfnb's prelude
         return self.bpf.get_table(LOST_MAP.encode()).map_fd, num_possible_cpus()
 
+    def text_output(self) -> None:
+        return None  # BCC programs print through buffers, read as streams by name
+
     # -- lifecycle ------------------------------------------------------------------
 
     def release(self) -> None:

@@ -282,6 +282,9 @@ class LibbpfProgram:
         counter = self._object.maps.get(_LOST_MAP)
         return None if counter is None else (counter.fd, num_possible_cpus())
 
+    def text_output(self) -> None:
+        return None  # libbpf programs print through buffers, read as streams by name
+
     # -- lifecycle ------------------------------------------------------------------
 
     def release(self) -> None:
