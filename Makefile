@@ -52,15 +52,15 @@ test: setup
 setup: kernelspec
 
 # Debian/Ubuntu packages: BCC for Debian's python3, bpftool, clang and libbpf's
-# headers (CO-RE cells: clang-14 shares its LLVM with BCC), iproute2, venv,
-# sudo (the non-root kernel launcher runs through it), gcc (tests build small
-# workloads), chromium (the browser tests drive it; Playwright downloads no
-# browser) and kernel headers.
+# headers (CO-RE cells: clang-14 shares its LLVM with BCC), bpftrace (%%bpftrace
+# cells), iproute2, venv, sudo (the non-root kernel launcher runs through it),
+# gcc (tests build small workloads), chromium (the browser tests drive it;
+# Playwright downloads no browser) and kernel headers.
 # `apt-get update` only runs when something is actually missing.
 packages:
 	@if ! command -v apt-get >/dev/null; then
 	    echo "make: this set-up knows Debian and Ubuntu only; install BCC's python3 bindings," \
-	         "bpftool, iproute2, python3-venv and kernel headers, then run make again." >&2
+	         "bpftool, bpftrace, iproute2, python3-venv and kernel headers, then run make again." >&2
 	    exit 1
 	fi
 	. $(OS_RELEASE)
@@ -72,7 +72,7 @@ packages:
 	available() { apt-cache show --no-all-versions "$$1" >/dev/null 2>&1; }
 	exact=linux-headers-$$(uname -r)
 	missing=""
-	for p in python3-bpfcc libbpfcc $$tools clang-14 libbpf-dev iproute2 python3-venv sudo gcc chromium; do
+	for p in python3-bpfcc libbpfcc $$tools clang-14 libbpf-dev bpftrace iproute2 python3-venv sudo gcc chromium; do
 	    installed "$$p" || missing="$$missing $$p"
 	done
 	# Headers: the running kernel's own package when there is one, else the
