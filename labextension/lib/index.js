@@ -1,30 +1,46 @@
-// Give code cells that start with %%bpf the C mime type, so that CodeMirror
-// highlights their body as C. The notebook resets every code cell's mime type
-// to the kernel's language when it learns it, so each cell is checked again
-// whenever its text or its mime type changes.
+// Give code cells that start with %%bpf the C mime type, and cells that start
+// with %%bpftrace bpftrace's (a language this extension registers), so that
+// CodeMirror highlights their bodies. The notebook resets every code cell's
+// mime type to the kernel's language when it learns it, so each cell is
+// checked again whenever its text or its mime type changes.
+import { LanguageSupport, StreamLanguage } from '@codemirror/language';
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
-const BPF_CELL = /^\s*%%bpf\b/;
+import { bpftrace } from './bpftrace';
+
 const C_MIME = 'text/x-csrc';
+const BPFTRACE_MIME = 'text/x-bpftrace';
+// The first that matches wins: %%bpftrace also starts with %%bpf.
+const CELL_LANGUAGES = [
+  [/^\s*%%bpftrace\b/, BPFTRACE_MIME],
+  [/^\s*%%bpf\b/, C_MIME]
+];
+const OURS = new Set(CELL_LANGUAGES.map(([, mime]) => mime));
+
+function wanted(cell) {
+  const source = cell.model.sharedModel.getSource();
+  const found = CELL_LANGUAGES.find(([magic]) => magic.test(source));
+  return found ? found[1] : null;
+}
 
 function refresh(languages, notebook, cell) {
   if (cell.model.type !== 'code') {
     return;
   }
   const current = cell.model.mimeType;
-  const isBpf = BPF_CELL.test(cell.model.sharedModel.getSource());
-  if (isBpf && current !== C_MIME) {
+  const mime = wanted(cell);
+  if (mime && current !== mime) {
     // The editor loads the language of a new mime type asynchronously and
     // applies whichever load finishes last: wait for the current one first.
     Promise.resolve(languages.getLanguage(current)).finally(() =>
       setTimeout(() => {
-        if (BPF_CELL.test(cell.model.sharedModel.getSource())) {
-          cell.model.mimeType = C_MIME;
+        if (wanted(cell) === mime) {
+          cell.model.mimeType = mime;
         }
       }, 0)
     );
-  } else if (!isBpf && current === C_MIME) {
+  } else if (!mime && OURS.has(current)) {
     cell.model.mimeType = notebook.codeMimetype;
   }
 }
@@ -49,10 +65,16 @@ function track(languages, notebook) {
 
 const plugin = {
   id: 'bpfnb-highlight:plugin',
-  description: 'Highlight %%bpf cells as C',
+  description: 'Highlight %%bpf cells as C and %%bpftrace cells as bpftrace',
   autoStart: true,
   requires: [INotebookTracker, IEditorLanguageRegistry],
   activate: (app, tracker, languages) => {
+    languages.addLanguage({
+      name: 'bpftrace',
+      mime: BPFTRACE_MIME,
+      extensions: ['bt'],
+      load: async () => new LanguageSupport(StreamLanguage.define(bpftrace))
+    });
     tracker.widgetAdded.connect((_, panel) => {
       panel.context.ready.then(() => track(languages, panel.content));
     });
