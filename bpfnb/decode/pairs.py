@@ -16,38 +16,26 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["parse_pairs", "text_frame"]
+from .integers import as_integers
+
+__all__ = ["text_frame"]
 
 _PAIR = re.compile(r'(?<![^\s,;(\[{])([A-Za-z_][A-Za-z0-9_.]*)=(?!=)("(?:[^"\\]|\\.)*"|[^\s,;)\]}]*)')
 _RESERVED = ("time", "text")
 
 
-def _unquoted(value: str) -> str:
-    return value[1:-1] if value.startswith('"') and len(value) > 1 else value
-
-
-def parse_pairs(text: str) -> dict[str, str]:
-    """The ``key=value`` pairs of one line, values as written (quotes removed).
-
-    Examples
-    --------
-    >>> parse_pairs('exec pid=12 comm=sh file="a b"')
-    {'pid': '12', 'comm': 'sh', 'file': 'a b'}
-    """
-    return {key: _unquoted(value) for key, value in _PAIR.findall(text)}
-
-
 def _column(values: list[str | None]) -> pd.Series:
-    series = pd.Series(values, dtype=object)
-    present = series.notna()
-    given = series[present]
-    if len(given) and given.str.fullmatch(r"-?\d+").all():
-        numbers = pd.to_numeric(given)
-        if present.all():
-            return numbers
-        if numbers.dtype == np.int64:
-            return numbers.astype("Int64").reindex(series.index)
-    return series
+    """Integers where every value given is one (nullable where some are missing), else strings."""
+    given = [v for v in values if v is not None]
+    numbers = as_integers(given)
+    if numbers is None:
+        return pd.Series(values, dtype=object)
+    if len(given) == len(values):
+        return pd.Series(numbers)
+    missing = np.fromiter((v is None for v in values), bool, len(values))
+    full = np.zeros(len(values), numbers.dtype)
+    full[~missing] = numbers
+    return pd.Series(pd.arrays.IntegerArray(full, missing))
 
 
 def text_frame(lines: Sequence[tuple[int, str]]) -> pd.DataFrame:
@@ -59,14 +47,15 @@ def text_frame(lines: Sequence[tuple[int, str]]) -> pd.DataFrame:
     times = np.fromiter((t for t, _ in lines), np.int64, rows)
     texts = [text for _, text in lines]
     columns: dict[str, list[str | None]] = {}
+    findall = _PAIR.findall
     for i, text in enumerate(texts):
         if "=" not in text:
             continue
-        for key, value in parse_pairs(text).items():
+        for key, value in findall(text):
             column = columns.get(key)
             if column is None:
                 column = columns[key] = [None] * rows
-            column[i] = value
+            column[i] = value[1:-1] if value[:1] == '"' and len(value) > 1 else value
     frame: dict[str, object] = {
         "time": pd.to_datetime(times, unit="ns", utc=True),
         "text": pd.Series(texts, dtype=object),

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpfnb.decode.pairs import parse_pairs, text_frame
+from bpfnb.decode.integers import as_integers
+from bpfnb.decode.pairs import text_frame
 
 T0 = 1_700_000_000_000_000_000
 
 
+def pairs(text: str) -> dict[str, object]:
+    """The columns one line gives, and their values."""
+    return text_frame([(T0, text)]).iloc[0].drop(["time", "text"]).to_dict()
+
+
 def test_pairs_of_a_line() -> None:
-    assert parse_pairs("exec pid=12 comm=sh") == {"pid": "12", "comm": "sh"}
-    assert parse_pairs('open file="a b" (fd=3, ret=-1);') == {"file": "a b", "fd": "3", "ret": "-1"}
-    assert parse_pairs("a==b x=1=2 url=http://h/?q=1") == {"x": "1=2", "url": "http://h/?q=1"}
+    assert pairs("exec pid=12 comm=sh") == {"pid": 12, "comm": "sh"}
+    assert pairs('open file="a b" (fd=3, ret=-1);') == {"file": "a b", "fd": 3, "ret": -1}
+    assert pairs("a==b x=1=2 url=http://h/?q=1") == {"x": "1=2", "url": "http://h/?q=1"}
+
+
+def test_decimal_text_as_integers() -> None:
+    signed, large = as_integers(["1", "-2"]), as_integers(["1", "18446744073709551615"])
+    assert signed is not None and signed.dtype == np.int64 and signed.tolist() == [1, -2]
+    assert large is not None and large.dtype == np.uint64
+    unsure = ([], ["1", "x"], ["-"], ["1-2"], ["-99999999999999999999"], ["1 "], ["-1", "18446744073709551615"])
+    assert all(as_integers(texts) is None for texts in unsure)
 
 
 def test_columns_are_typed_and_missing_values_are_null() -> None:

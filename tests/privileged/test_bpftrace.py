@@ -191,3 +191,21 @@ def test_lost_events_are_counted_exactly() -> None:
             deadline -= 1
         assert stream.lost > 0 and stream.received + stream.lost == total
         assert len(stream.df()) == stream.received
+
+
+def test_without_an_interval_maps_come_at_exit_all_of_them(workload: Path, tmp_path: Path) -> None:
+    # More keys than bpftrace keeps by default (4096): env= raises its limit.
+    binary = tmp_path / "bt-keys"
+    shutil.copy(workload, binary)
+    calls = 20_000
+    source = f"uprobe:{binary}:bpfnb_target {{ @m[arg0] = count(); }}"
+    program = bpfnb.Program(source, engine="bpftrace", interval_ms=0, env={"BPFTRACE_MAP_KEYS_MAX": str(2 * calls)})
+    view = reported(program, "@m")
+    with pytest.raises(bpfnb.ArgumentError, match="only when its program ends"):
+        view.wait()
+    subprocess.run([str(binary), str(calls)], check=True)
+    assert view.df().empty
+    program.detach()
+    df = view.df()
+    assert df.attrs["final"] and len(df) == calls and (df["count"] == 1).all()
+    assert sorted(df["arg0"]) == list(range(calls))

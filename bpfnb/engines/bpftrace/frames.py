@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...decode.integers import as_integers, integers
 from .script import MapInfo, key_column_names
 
 __all__ = ["INT64_MAX", "INT64_MIN", "hist_buckets", "map_frame", "split_keys", "value_columns"]
@@ -145,9 +146,7 @@ def split_keys(joined: Sequence[str], types: Sequence[str | None]) -> tuple[list
         return [list(joined)], 0
     pieces = [k.split(",") for k in joined]
     clean = [p for p in pieces if len(p) == n]
-    resolved = [
-        t or ("int" if clean and all(_INT.fullmatch(p[i]) for p in clean) else "str") for i, t in enumerate(types)
-    ]
+    resolved = [t or ("str" if as_integers([p[i] for p in clean]) is None else "int") for i, t in enumerate(types)]
     columns: list[list[str]] = [[] for _ in range(n)]
     ambiguous = 0
     for parts in pieces:
@@ -184,20 +183,15 @@ def _fits(pieces: list[str], types: list[str], limit: int = 2) -> list[list[str]
     return found
 
 
-def _typed(values: list[str], kind: str) -> pd.Series:
-    """One key column: integers (uint64 beyond 2**63) or strings."""
-    if kind == "int":
-        return pd.to_numeric(pd.Series(values, dtype=object))
-    return pd.Series(values, dtype=object)
-
-
 def _key_frame(keys: list[str], info: MapInfo | None, taken: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
     expressions = info.keys if info and info.keys else ("",)
     names = key_column_names(expressions, taken) if info and info.keys else ["key"]
     types = info.key_types if info and info.keys else (None,)
     columns, ambiguous = split_keys(keys, types)
-    kinds = [t or ("int" if c and all(_INT.fullmatch(v) for v in c) else "str") for t, c in zip(types, columns)]
-    frame = pd.DataFrame({name: _typed(c, kind) for name, c, kind in zip(names, columns, kinds)})
+    frame = pd.DataFrame(index=pd.RangeIndex(len(keys)))
+    for name, values, kind in zip(names, columns, types):
+        numbers = integers(values) if kind == "int" else as_integers(values) if kind is None else None
+        frame[name] = pd.Series(values, dtype=object) if numbers is None else numbers
     return frame, ambiguous
 
 
@@ -280,8 +274,9 @@ def _looks_linear(buckets: list[_Bucket]) -> bool:
 
 
 def _typed_values(values: list[Any]) -> pd.Series:
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return pd.Series(values, dtype=np.uint64 if any(v > INT64_MAX for v in values) else np.int64)
+    # A map's values share one type: JSON numbers for counts and sums, strings for comm and the like.
+    if isinstance(values[0], int):
+        return pd.Series(integers(values))
     return pd.Series(values, dtype=object)
 
 

@@ -42,12 +42,12 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from ...errors import BpfnbError, SetupError
+from ...errors import BpfnbError, Interrupted, SetupError
 from .diagnostics import failure
 from .output import OutputState
 from .prepared import PreparedScript
 
-__all__ = ["Bpftrace", "find_bpftrace"]
+__all__ = ["Bpftrace", "find_bpftrace", "in_event_loop"]
 
 # Run as `python -c _LIFELINE PARENT_PID PROGRAM ARGS...`. ctypes is loaded in
 # this fresh process, never between fork and exec of a threaded parent (what
@@ -68,8 +68,11 @@ _EPOLL_SYSCALLS = {"x86_64": {232, 281, 441}, "aarch64": {22, 441}}
 _STDERR_KEEP = 1 << 20
 #: Seconds bpftrace may take to attach (hundreds of wildcard probes take long).
 START_TIMEOUT = 120.0
-#: Seconds bpftrace gets after SIGINT to print its maps and exit before it is killed.
-STOP_TIMEOUT = 2.0
+#: Seconds bpftrace may spend after SIGINT without using any CPU time before it is killed: printing a
+#: map of a million keys takes it seconds of work, a bpftrace that hangs does none.
+STOP_QUIET = 2.0
+#: Seconds after SIGINT after which bpftrace is killed, busy or not.
+STOP_LIMIT = 60.0
 
 
 class _Forker:
@@ -116,7 +119,17 @@ def find_bpftrace() -> str:
     return found
 
 
-def _in_event_loop(pid: int) -> bool:
+def _cpu_ticks(pid: int) -> int | None:
+    """CPU time ``pid`` has used, all its threads together, in clock ticks (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime and stime, the stat file's fields 14 and 15
+
+
+def in_event_loop(pid: int) -> bool:
     """Whether ``pid``'s main thread sleeps in epoll_wait (bpftrace's event loop)."""
     try:
         with open(f"/proc/{pid}/wchan") as f:
@@ -256,7 +269,7 @@ class Bpftrace:
                 # Alone, bpftrace would stop with "No probes to attach"; the
                 # printing probe would keep it running, tracing nothing.
                 raise failure("No probes to attach\n", self.prepared, None)
-            if attached is not None and _in_event_loop(self.process.pid):
+            if attached is not None and in_event_loop(self.process.pid):
                 return
             if time.monotonic() > deadline:
                 raise BpfnbError(
@@ -273,13 +286,20 @@ class Bpftrace:
 
     # -- stopping ------------------------------------------------------------------
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop bpftrace: SIGINT (it prints its maps and detaches), then SIGKILL after ``timeout`` s.
+    def stop(self, quiet: float = STOP_QUIET, limit: float = STOP_LIMIT) -> None:
+        """Stop bpftrace: SIGINT (it prints its maps and detaches), then SIGKILL if it must.
 
-        Idempotent. Returns when the process is gone and its output read:
-        the kernel has then released every program and map it held. A map of
-        a million keys takes bpftrace seconds to print; killed before it is
-        done, its last periodic snapshot stands.
+        bpftrace is killed once it has used no CPU time for ``quiet`` seconds,
+        or ``limit`` seconds after SIGINT: a map of a million keys takes it
+        seconds to print, and those values are the ones it had at the end.
+        Idempotent. Returns when the process is gone and its output read: the
+        kernel has then released every program and map it held.
+
+        Raises
+        ------
+        Interrupted
+            Ctrl-C while it prints: it is killed at once (its last periodic
+            prints stand for its maps).
         """
         with self._stopping:
             if self.process is None:
@@ -287,11 +307,28 @@ class Bpftrace:
             if self.process.poll() is None:
                 self._signal(signal.SIGINT)
                 try:
-                    self.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._signal(signal.SIGKILL)
-                    self.process.wait()
+                    self._wait_while_busy(quiet, limit)
+                except KeyboardInterrupt:
+                    self._kill()
+                    raise Interrupted("waiting for bpftrace to print its maps at exit") from None
             self._join_readers()
+
+    def _wait_while_busy(self, quiet: float, limit: float) -> None:
+        assert self.process is not None
+        started = last_change = time.monotonic()
+        used = _cpu_ticks(self.process.pid)
+        while True:
+            try:
+                self.process.wait(0.1)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            now, using = time.monotonic(), _cpu_ticks(self.process.pid)
+            if using != used:
+                used, last_change = using, now
+            if now - last_change > quiet or now - started > limit:
+                self._kill()
+                return
 
     def _kill(self) -> None:
         """SIGKILL, without waiting for final maps (a failed or interrupted start)."""
