@@ -43,6 +43,9 @@ __all__ = ["DEBUG_FLAGS", "captured_c_output", "compile_source", "load_function"
 
 # Seconds a trial compile may take: long enough for any real program.
 _TRIAL_TIMEOUT = 300.0
+# Texts (with their flags) this process has compiled without crashing: a
+# re-run of an unchanged cell needs no trial in a child.
+_COMPILED_SAFELY: set[tuple[str, tuple[str, ...], int]] = set()
 # BCC inserts a struct before these probes, on their own line: what follows on the line moves down.
 _REWRITTEN = re.compile(r"\b(?:TRACEPOINT_PROBE|RAW_TRACEPOINT_PROBE|KFUNC_PROBE|KRETFUNC_PROBE|LSM_PROBE)\s*\([^()]*\)")
 _MAP_REFUSED = re.compile(r"could not open bpf map: (?P<map>\w+), error: (?P<reason>[^\n]+)")
@@ -123,7 +126,9 @@ def compile_source(
     """
     bpf_class = _quiet_bpf_class()
     text = prelude + number_lines(source, first_line=first_line, rewritten=_REWRITTEN)
-    _trial_compile(bpf_class, text, cflags, debug, source=source, first_line=first_line)
+    compiled = (text, tuple(cflags), debug)
+    if compiled not in _COMPILED_SAFELY:
+        _trial_compile(bpf_class, text, cflags, debug, source=source, first_line=first_line)
     cwd = os.getcwd()
     try:
         with captured_c_output() as output, deferred_interrupts() as interrupted:
@@ -140,6 +145,7 @@ def compile_source(
     if undeclared:
         bpf.cleanup()
         raise undeclared
+    _COMPILED_SAFELY.add(compiled)
     return bpf, output[0]
 
 
