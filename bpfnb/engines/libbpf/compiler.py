@@ -172,10 +172,15 @@ def _libbpf_headers_identity() -> str:
     return "no-libbpf-headers"
 
 
+def _included_identity(flags: Sequence[str]) -> str:
+    """The identity of every file ``-include`` puts before the cell (bpfnb's preludes): editing one is a new key."""
+    return ";".join(_file_identity(path) for flag, path in zip(flags, flags[1:]) if flag == "-include")
+
+
 def _cache_key(text: str, flags: Sequence[str], clang: str) -> str:
     digest = hashlib.sha256()
     for part in (_CACHE_FORMAT, text, "\0".join(flags), kernel_btf_key(), _file_identity(clang),
-                 _libbpf_headers_identity()):
+                 _libbpf_headers_identity(), _included_identity(flags)):
         digest.update(part.encode())
         digest.update(b"\0\0")
     return digest.hexdigest()[:32]
