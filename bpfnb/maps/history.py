@@ -163,7 +163,7 @@ class MapHistory:
 
         from_value = [c for c in frame.columns if field(c) in value_names]
         values = [c for c in from_value if frame[c].dtype.kind in "iuf" and not c.endswith("_raw")]
-        keys = [c for c in frame.columns if c not in from_value and frame[c].dtype != object]
+        keys = [c for c in frame.columns if c not in from_value and _identifies(frame[c])]
         return keys, values
 
     # -- reading -------------------------------------------------------------
@@ -216,3 +216,8 @@ class MapHistory:
             [(self.snapshots, self._rows, self.dropped_rows, f"{self.interval:g} s")],
         )
         return _html.card(title, facts, body)
+
+
+def _identifies(column: pd.Series) -> bool:
+    """Whether a key column can tell rows apart across snapshots: numbers or strings (a comm), not arrays."""
+    return column.dtype != object or all(isinstance(value, str) for value in column)

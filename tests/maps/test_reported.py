@@ -92,3 +92,16 @@ def test_history_records_reports_with_their_rates() -> None:
     history.record()
     latest = history.snapshot()
     assert latest is not None and latest[["comm", "count", "delta"]].iloc[0].tolist() == ["sh", 5, 2.0]
+
+
+def test_history_pairs_rows_by_their_string_keys_whatever_their_order() -> None:
+    output = OutputState("MARK", tuple(MAPS))
+    calls = view("@calls", output)
+    history = calls.history()
+    history.stop()
+    printed(output, '{"type": "map", "data": {"@calls": {"sh": 10, "python": 5}}}')
+    history.record()
+    # Frames come largest first: python now leads, with 5 more calls; sh got none.
+    printed(output, '{"type": "map", "data": {"@calls": {"sh": 10, "python": 15}}}')
+    latest = history.record()
+    assert latest.set_index("comm")["delta"].to_dict() == {"python": 10.0, "sh": 0.0}
