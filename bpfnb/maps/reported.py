@@ -11,8 +11,10 @@ maps as it exits).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..decode.histogram import percentiles
 from ..display import html as _html
 from ..engines.base import Owner, ReportedMap
 from ..errors import ArgumentError
@@ -56,6 +58,10 @@ class ReportedMapView:
     def __len__(self) -> int:
         """Rows of the latest report (buckets, for a histogram)."""
         return len(self.spec.frame())
+
+    def percentiles(self, q: Sequence[float] = (50, 90, 99)) -> pd.DataFrame:
+        """Percentiles estimated from this histogram's buckets, with their bounds; see :func:`bpfnb.percentiles`."""
+        return percentiles(self.df(), q=q)
 
     def wait(self, seconds: float | None = None) -> ReportedMapView:
         """Block until the engine reports the map again, so that ``df()`` holds what happened until now.

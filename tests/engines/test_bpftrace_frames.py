@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import bpfnb.plot
 from bpfnb.decode.histogram import percentiles
 from bpfnb.engines.bpftrace.frames import INT64_MAX, INT64_MIN, hist_buckets, map_frame, split_keys
 from bpfnb.engines.bpftrace.script import find_maps
@@ -142,3 +143,12 @@ def test_empty_maps_have_their_columns() -> None:
 )
 def test_a_map_the_script_does_not_show(line: str, columns: list[str]) -> None:
     assert list(frame(line).columns) == columns
+
+
+def test_a_map_keyed_by_a_stack_has_it_folded_for_flame_graphs() -> None:
+    info = find_maps("profile:hz:99 { @[kstack] = count(); }")["@"]
+    data = {"\n    read_iter_zero+91\n    vfs_read+676\n    ksys_read+111\n": 5, "": 2}
+    df = map_frame("map", data, info)
+    assert list(df.columns) == ["kstack", "folded", "count"]
+    assert df["folded"].tolist() == ["ksys_read;vfs_read;read_iter_zero", "[no stack]"]
+    assert bpfnb.plot.flame(df) is not None

@@ -9,7 +9,10 @@ Columns, by the function that fills the map:
 ``hist()``/``lhist()`` key columns, ``slot``, ``lo``, ``hi``, ``count``
 =====================  ==================================================
 
-Key columns are named by :func:`~.script.key_column_names`.
+Key columns are named by :func:`~.script.key_column_names`. A map keyed by a
+stack (``@[kstack] = count()``) gets a ``folded`` column too: the stack as
+``outermost;...;innermost`` without offsets, what :func:`bpfnb.plot.flame`
+draws (bpftrace itself prints stacks one frame a line, innermost first).
 
 Histogram buckets have inclusive integer bounds ``lo .. hi``, so that
 :func:`bpfnb.percentiles` and :func:`bpfnb.plot.hist` read them as they read
@@ -53,6 +56,9 @@ INT64_MAX = (1 << 63) - 1
 _INT = re.compile(r"-?\d+")
 _STATS = ("count", "average", "total")
 _HIST_COLUMNS = ("slot", "lo", "hi", "count")
+# A key part that is a stack: kstack, ustack, or either with a mode or a depth.
+_STACK = re.compile(r"[ku]stack\s*(?:\(.*\))?", re.DOTALL)
+_OFFSET = re.compile(r"\+\d+$")
 # bpftrace 0.17's last log2 bucket: every value >= 2**31 (see the module's documentation).
 _SATURATED_SLOT = 32
 _Bucket = dict[str, int]
@@ -192,7 +198,16 @@ def _key_frame(keys: list[str], info: MapInfo | None, taken: tuple[str, ...]) ->
     for name, values, kind in zip(names, columns, types):
         numbers = integers(values) if kind == "int" else as_integers(values) if kind is None else None
         frame[name] = pd.Series(values, dtype=object) if numbers is None else numbers
+    stacks = [name for name, expression in zip(names, expressions) if _STACK.fullmatch(expression.strip())]
+    if len(stacks) == 1:
+        frame["folded"] = frame[stacks[0]].map(dict((s, _folded(s)) for s in frame[stacks[0]].unique()))
     return frame, ambiguous
+
+
+def _folded(stack: str) -> str:
+    """A stack as bpftrace prints it (a frame a line, innermost first), folded outermost first."""
+    frames = [_OFFSET.sub("", line.strip()) for line in stack.splitlines() if line.strip()]
+    return ";".join(reversed(frames)) or "[no stack]"
 
 
 def _empty(info: MapInfo | None, function: str) -> pd.DataFrame:
