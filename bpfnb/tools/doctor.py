@@ -15,6 +15,7 @@ import ctypes
 import html
 import os
 import re
+import subprocess
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..display.html import Markup, card, code, table, text_table
-from ..errors import PrivilegeError
+from ..engines.bpftrace.runner import find_bpftrace
+from ..errors import PrivilegeError, SetupError
 from ..kernel import environment as env
 from ..kernel.features import AttachTypeResult, try_attach_types
 
@@ -276,6 +278,17 @@ def _bcc() -> list[Check]:
     return [Check("BCC", "ok", f"{version} ({os.path.dirname(bcc.__file__ or '')})")]
 
 
+def _bpftrace() -> list[Check]:
+    """bpftrace is optional: only %%bpftrace cells need it."""
+    try:
+        path = find_bpftrace()
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (SetupError, OSError, subprocess.SubprocessError) as exc:
+        detail = exc.message if isinstance(exc, SetupError) else f"cannot run it: {exc}"
+        return [Check("bpftrace", "warn", detail, "`make lab`, or `sudo apt-get install bpftrace`")]
+    return [Check("bpftrace", "ok", f"{version or 'bpftrace'} ({path}), for %%bpftrace cells")]
+
+
 def _attach_types(tries: Sequence[AttachTypeResult]) -> list[Check]:
     privileged = env.has_bpf_privileges()
     rows = []
@@ -313,6 +326,7 @@ def report(*, refresh: bool = False) -> DoctorReport:
         *_privileges(),
         *_bpf_syscall(tries),
         *_bcc(),
+        *_bpftrace(),
         *_headers(),
         *_mounts(),
         *_lockdown(),

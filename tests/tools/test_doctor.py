@@ -136,3 +136,14 @@ def test_cli_lists_doctor_and_rejects_unknown_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         _cli.main(["frobnicate"])
     assert exit_info.value.code == 2
+
+
+def test_bpftrace_is_optional(monkeypatch):
+    from bpfnb.tools.doctor import _bpftrace
+
+    monkeypatch.setenv("BPFTRACE", "/nonexistent/bpftrace")
+    [row] = _bpftrace()
+    assert (row.check, row.state) == ("bpftrace", "warn") and "apt-get install bpftrace" in row.fix
+    monkeypatch.setenv("BPFTRACE", "/bin/echo")  # prints its arguments: a version line of sorts
+    [row] = _bpftrace()
+    assert row.state == "ok" and "(/bin/echo)" in row.detail
