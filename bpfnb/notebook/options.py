@@ -169,7 +169,8 @@ def _bpftrace_parser() -> _Parser:
         type=int,
         default=1000,
         metavar="MS",
-        help="milliseconds between prints of the maps (default 1000; 0: the maps show when the script ends)",
+        help="milliseconds between prints of the maps (default 1000; 0: the maps show when the script ends). "
+        "bpftrace takes seconds to print a map of a million keys: give such maps a longer interval, or 0",
     )
     parser.add_argument(
         "--env",
