@@ -33,7 +33,7 @@ from ...errors import AttachError, BpfnbError, CompileError, PrivilegeError
 from .prepared import PreparedScript
 from .script import PROVIDERS
 
-__all__ = ["Diagnostic", "failure", "format_diagnostics", "parse_stderr"]
+__all__ = ["Diagnostic", "failure", "format_diagnostics", "parse_stderr", "without_noise"]
 
 _POSITIONED = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+)(?:-(?P<end>\d+))?|-(?P<last>\d+)): "
@@ -88,7 +88,8 @@ class Diagnostic:
         return f"line {self.line}, column {self.column}"
 
 
-def _without_noise(stderr: str) -> list[str]:
+def without_noise(stderr: str) -> list[str]:
+    """The lines of bpftrace's stderr that say something (the known noise left out)."""
     lines = []
     for raw in stderr.splitlines():
         line = _GLUED_NOISE.sub("", raw)
@@ -132,7 +133,7 @@ def parse_stderr(stderr: str, prepared: PreparedScript) -> list[Diagnostic]:
     """bpftrace's stderr as diagnostics in the cell's lines, in bpftrace's order, noise left out."""
     script_lines = prepared.text.splitlines()
     out: list[Diagnostic] = []
-    lines = _without_noise(stderr)
+    lines = without_noise(stderr)
     i = 0
     while i < len(lines):
         line = lines[i]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ...errors import ArgumentError, Interrupted
 from ..base import LoadOptions, TextOutput
 from ..hooks import Probe
-from .diagnostics import format_diagnostics, parse_stderr
+from .diagnostics import format_diagnostics, parse_stderr, without_noise
 from .frames import map_frame, value_columns
 from .output import MapSnapshot, OutputState
 from .prepared import prepare
@@ -91,8 +91,8 @@ class BpftraceProgram:
             self._run.start()
         except KeyboardInterrupt:
             raise Interrupted("starting bpftrace") from None
-        self.log = self._run.stderr
-        warnings = [d for d in parse_stderr(self.log, prepared) if d.level == "warning"]
+        self.log = "\n".join(without_noise(self._run.stderr))
+        warnings = [d for d in parse_stderr(self._run.stderr, prepared) if d.level == "warning"]
         self.warnings = format_diagnostics(warnings, prepared)
         period = prepared.interval_ms / 1000 if prepared.interval_ms else None
         self._maps = {name: BpftraceMap(info, self._run.output, period) for name, info in prepared.maps.items()}
