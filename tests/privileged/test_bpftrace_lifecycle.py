@@ -28,16 +28,21 @@ SCRIPT = "tracepoint:sched:sched_process_exec { @[comm] = count(); }"
 SLOW_SCRIPT = "tracepoint:syscalls:sys_enter_* { @[probe] = count(); }"
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid``."""
+def bpftraces(parent: int) -> list[int]:
+    """The bpftrace processes ``parent`` started (bpftrace, or the lifeline about to become it) and that still run.
+
+    Other children of a test process (a notebook kernel an earlier test left to its end) are not bpftrace's.
+    """
     found = []
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
         except (OSError, IndexError):
             continue
-        if fields[1] == str(pid) and fields[0] not in "ZX":
+        if fields[1] == str(parent) and fields[0] not in "ZX" and b"bpftrace" in command:
             found.append(int(entry))
     return found
 
@@ -83,12 +88,12 @@ def freed(ids: set[int]) -> None:
 
 def test_detach_stops_bpftrace_and_frees_its_programs(no_leaks: None) -> None:
     program = bpfnb.Program(SCRIPT, engine="bpftrace")
-    (pid,) = children(os.getpid())
+    (pid,) = bpftraces(os.getpid())
     ids = held_prog_ids(pid)
     assert len(ids) == 2 and ids <= loaded_prog_ids()  # the probe and bpfnb's printing interval
     program.detach()
     program.detach()
-    assert gone(pid) and not children(os.getpid()) and program.state == "detached"
+    assert gone(pid) and not bpftraces(os.getpid()) and program.state == "detached"
     freed(ids)
 
 
@@ -106,7 +111,7 @@ def test_detach_stops_bpftrace_and_frees_its_programs(no_leaks: None) -> None:
 def test_a_failed_start_leaves_nothing(script: str, error: type, no_leaks: None) -> None:
     with pytest.raises(error):
         bpfnb.Program(script, engine="bpftrace", first_line=2)
-    assert not children(os.getpid())
+    assert not bpftraces(os.getpid())
 
 
 def test_errors_are_placed_at_the_cells_line_and_column() -> None:
@@ -125,7 +130,7 @@ def test_a_kprobe_without_kprobes_is_bpftraces_attach_error() -> None:
     with pytest.raises(bpfnb.AttachError) as caught:
         bpfnb.Program("BEGIN { }\nkprobe:do_nanosleep { @x = count(); }", engine="bpftrace", first_line=2)
     assert caught.value.message == "bpftrace cannot attach: Error attaching probe: 'kprobe:do_nanosleep' (line 3, columns 1-19)"
-    assert "kprobe_events" in caught.value.details and not children(os.getpid())
+    assert "kprobe_events" in caught.value.details and not bpftraces(os.getpid())
 
 
 # A Python process that starts a bpftrace script, reporting the bpftrace it forked.
@@ -134,20 +139,20 @@ CHILD = textwrap.dedent(
     import os, sys, threading, time
     sys.path.insert(0, {root!r})
     import bpfnb
-    from tests.privileged.test_bpftrace_lifecycle import children, held_prog_ids
+    from tests.privileged.test_bpftrace_lifecycle import bpftraces, held_prog_ids
 
     def report():
-        while not children(os.getpid()):
+        while not bpftraces(os.getpid()):
             time.sleep(0.001)
-        print("pid", *children(os.getpid()), flush=True)
+        print("pid", *bpftraces(os.getpid()), flush=True)
 
     threading.Thread(target=report, daemon=True).start()
     try:
         program = bpfnb.Program({script!r}, engine="bpftrace")
     except KeyboardInterrupt as exc:
-        print("interrupted", type(exc).__name__, len(children(os.getpid())), flush=True)
+        print("interrupted", type(exc).__name__, len(bpftraces(os.getpid())), flush=True)
         sys.exit(0)
-    (pid,) = children(os.getpid())
+    (pid,) = bpftraces(os.getpid())
     time.sleep(0.1)
     print("started", *sorted(held_prog_ids(pid)), flush=True)
     time.sleep(600)

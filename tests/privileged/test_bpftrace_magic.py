@@ -11,7 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
 
-from .test_bpftrace_lifecycle import children, gone
+from .test_bpftrace_lifecycle import bpftraces, gone
 
 pytestmark = pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace is not installed (make test installs it)")
 
@@ -27,11 +27,11 @@ def shell(no_leaks):  # type: ignore[no-untyped-def]
     yield ip
     ip.run_line_magic("unload_ext", "bpfnb")
     InteractiveShell.clear_instance()
-    assert not children(os.getpid())
+    assert not bpftraces(os.getpid())
 
 
 def bpftrace_pid() -> int:
-    (pid,) = children(os.getpid())
+    (pid,) = bpftraces(os.getpid())
     return pid
 
 
@@ -60,11 +60,11 @@ def test_rerunning_replaces_and_a_failed_rerun_keeps_the_program_that_runs(
     error = result.error_in_exec
     assert isinstance(error, bpfnb.CompileError) and error.line == 2  # the %%bpftrace line is line 1
     assert "previous program 'execs' is still attached and running" in error.hint
-    assert shell.user_ns["execs"] is second and not second.closed and len(children(os.getpid())) == 1
+    assert shell.user_ns["execs"] is second and not second.closed and len(bpftraces(os.getpid())) == 1
     shown = capsys.readouterr().out
     assert "line 2, column" in shown and "Traceback" not in shown
     shell.run_line_magic("unload_ext", "bpfnb")
-    assert second.closed and not children(os.getpid())
+    assert second.closed and not bpftraces(os.getpid())
 
 
 def test_bad_options_are_usage_errors(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:

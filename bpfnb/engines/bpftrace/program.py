@@ -41,7 +41,8 @@ class BpftraceMap:
         self._info = info
         self._output = output
         self._lock = threading.Lock()
-        # The frame of the last snapshot parsed: a million keys take seconds to parse again.
+        # The frame of the last snapshot parsed: displays and live plots ask often, and bpftrace prints
+        # at most once per interval (a million keys take a fifth of a second to parse).
         self._parsed: tuple[MapSnapshot | None, pd.DataFrame] | None = None
 
     @property
