@@ -1,0 +1,1 @@
+"""HTML building blocks for notebook representations: cards, tables, facts, notes."""

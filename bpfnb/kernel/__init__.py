@@ -1,0 +1,1 @@
+"""Kernel access without an engine: libbpf syscalls, constants, perf events, tracefs, cgroups, namespaces, the environment."""

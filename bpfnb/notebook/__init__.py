@@ -1,0 +1,1 @@
+"""The notebook layer: the %%bpf, %%bpftrace and %bpf magics, their options, the session, completion."""
