@@ -19,7 +19,7 @@ from .sources import (
     COUNTER,
     COUNTER_TYPO,
     cell,
-    huge_unrolled_source,
+    huge_loop_source,
     many_maps_source,
     many_tracepoints_source,
     slow_compile_source,
@@ -207,8 +207,8 @@ LIMITS = [
     Case("r_too_many_maps", "one function using 70 maps (the kernel allows 64)",
          lambda: cell("p", many_maps_source(70)), "LoadError", says="64 maps|limit of 64|too many maps",
          source="corpus: shown as BCC's 'Program too large (634 insns), at most 4096 insns'"),
-    Case("r_program_too_large", "a loop unrolled into more than a million instructions",
-         lambda: cell("p", huge_unrolled_source()), "LoadError", says="1000001|1000000|too complex",
+    Case("r_program_too_large", "a loop the verifier walks past a million instructions",
+         lambda: cell("p", huge_loop_source()), "LoadError", says="1000001|1000000|too complex",
          timeout=120, source="corpus: shown as BCC's 'Program too large (22514 insns), at most 4096 insns'"),
 ]
 

@@ -120,14 +120,14 @@ def many_tracepoints_source(count: int, *, loop: int = 0) -> str:
     return "\n".join(parts) + "\n"
 
 
-def huge_unrolled_source(iterations: int = 300_000) -> str:
-    """A single function that unrolls into more instructions than the kernel accepts (1M)."""
+def huge_loop_source(iterations: int = 2_000_000) -> str:
+    """A loop the verifier must walk through, iteration by iteration, past the million instructions it allows."""
     return (
         "BPF_ARRAY(counts, u64, 1);\n"
         "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n"
         "    u32 k = 0; u64 *v = counts.lookup(&k);\n"
         "    if (!v) return 0;\n"
-        "    #pragma unroll\n"
+        "    #pragma clang loop unroll(disable)\n"
         f"    for (int i = 0; i < {iterations}; i++) {{ *v += i * bpf_get_prandom_u32(); }}\n"
         "    return 0;\n"
         "}\n"
