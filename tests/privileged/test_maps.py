@@ -444,24 +444,25 @@ def test_prog_array_names_programs_and_cgroup_array(no_leaks):
 
 def test_unsupported_and_event_maps_explain_themselves(no_leaks):
     source = """
-    BPF_TASK_STORAGE(per_task, u64);
+    BPF_INODE_STORAGE(per_inode, u64);
     BPF_SOCKMAP(sockets, 4);
     BPF_RINGBUF_OUTPUT(events, 1);
     int unused(void *ctx) { return 0; }
     """
     with Program(source, attach=False) as prog:
-        storage, sockets, events = prog["per_task"], prog["sockets"], prog["events"]
-        assert (storage.map_type, sockets.map_type, events.map_type) == ("task_storage", "sockmap", "ringbuf")
-        with pytest.raises(UnsupportedMapError, match="'per_task' is a task_storage map") as info:
+        storage, sockets, events = prog["per_inode"], prog["sockets"], prog["events"]
+        assert (storage.map_type, sockets.map_type, events.map_type) == ("inode_storage", "sockmap", "ringbuf")
+        with pytest.raises(UnsupportedMapError, match="'per_inode' is an inode_storage map") as info:
             storage.df()
         assert "hash map" in info.value.hint
-        with pytest.raises(UnsupportedMapError, match="sockmap"):
-            sockets.clear()
+        with pytest.raises(UnsupportedMapError, match="sockmap with 4-byte values") as info:
+            sockets.df()
+        assert 'BPF_TABLE("sockmap", u32, u64' in info.value.hint
         with pytest.raises(UnsupportedMapError) as info:
             len(events)
         assert "prog.stream('events')" in info.value.hint
         assert "UnsupportedMapError" in repr(storage) and "UnsupportedMapError" in storage._repr_html_()
-        assert "per_task" in repr(prog)
+        assert "per_inode" in repr(prog)
 
 
 def test_history_records_deltas_and_rates_and_stops_with_the_program(no_leaks):
