@@ -71,13 +71,13 @@ class KeyValueMap(BpfMap):
         if buckets is None and self.histogram and fits:
             buckets = "log2"
         if buckets is None:
-            return frame
+            return self._named(frame)
         if not fits:
             raise DecodeError(
                 f"map {self.name!r} is not a histogram: it needs a slot key and a scalar count",
                 hint=f"name the slot field with slot=...; columns are {list(frame.columns)}",
             )
-        return histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step)
+        return self._named(histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step))
 
     def _frame(
         self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None, percpu: str = "sum"

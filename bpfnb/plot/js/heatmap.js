@@ -1,0 +1,58 @@
+// A heatmap picture whose cells can be clicked: the kernel finds the cell
+// under the click (it knows where it drew what) and sends back that cell's
+// box, to outline, and its rows, to list under the picture.
+function render({ model, el }) {
+  el.classList.add("bpfnb-heatmap");
+  const frame = document.createElement("div");
+  frame.style.cssText = "position:relative;display:inline-block;max-width:100%";
+  const picture = document.createElement("img");
+  picture.style.cssText = "display:block;max-width:100%;cursor:crosshair";
+  picture.alt = "heatmap";
+  const outline = document.createElement("div");
+  outline.className = "bpfnb-heatmap-outline";
+  outline.style.cssText = "position:absolute;border:2px solid #e6007e;pointer-events:none;display:none";
+  frame.append(picture, outline);
+  const hint = document.createElement("div");
+  hint.style.cssText = "font-size:85%;color:#666";
+  hint.textContent = "Click a cell to list its rows.";
+  const rows = document.createElement("div");
+  rows.className = "bpfnb-heatmap-rows";
+  rows.style.cssText = "max-height:320px;overflow:auto;font-size:85%";
+  el.append(frame, hint, rows);
+
+  const show = () => {
+    picture.src = "data:image/png;base64," + model.get("_png");
+  };
+  const picked = () => {
+    const box = model.get("_box");
+    if (box.length === 4) {
+      const [left, top, right, bottom] = box;
+      Object.assign(outline.style, {
+        display: "block",
+        left: `${left * 100}%`,
+        top: `${top * 100}%`,
+        width: `${(right - left) * 100}%`,
+        height: `${(bottom - top) * 100}%`,
+      });
+    } else {
+      outline.style.display = "none";
+    }
+    rows.innerHTML = model.get("_rows");
+  };
+  picture.addEventListener("click", (event) => {
+    const area = picture.getBoundingClientRect();
+    model.send({ x: (event.clientX - area.left) / area.width, y: (event.clientY - area.top) / area.height });
+  });
+  model.on("change:_png", show);
+  model.on("change:_rows", picked);
+  model.on("change:_box", picked);
+  show();
+  picked();
+  return () => {
+    model.off("change:_png", show);
+    model.off("change:_rows", picked);
+    model.off("change:_box", picked);
+  };
+}
+
+export default { render };
