@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .figure import NotebookFigure, render_png
+from .figure import NotebookFigure, render_svg
 from .tables import table_html
 from .units import Unit
 
@@ -115,7 +115,10 @@ class HeatmapFigure(NotebookFigure):
         total = cell.rows[layout.value].sum() if len(cell.rows) else 0
         bucket = f"{layout.unit.text(cell.lo)} to {layout.unit.text(cell.hi + 1)}"
         caption = f"{when}, {bucket}: {layout.value} {total:,.0f} in {len(cell.rows):,} rows"
-        table = table_html(cell.rows.drop(columns=[layout.time]), max_rows=SHOWN_ROWS)
+        rows = cell.rows.drop(columns=[layout.time])
+        # The bounds are in the heatmap's unit, whatever the frame's name says.
+        rows.attrs["units"] = {**rows.attrs.get("units", {}), "lo": layout.unit, "hi": layout.unit}
+        table = table_html(rows, max_rows=SHOWN_ROWS, index=False)
         return f'<div class="bpfnb-cell"><b>{html.escape(caption)}</b>{table}</div>'
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -128,6 +131,6 @@ class HeatmapFigure(NotebookFigure):
             bundle.update(widget_view(self._view))
         return bundle
 
-    def picture(self) -> bytes:
-        """The PNG the interactive view shows (its layout is the one :meth:`cell_at` reads)."""
-        return render_png(self)
+    def picture(self) -> str:
+        """The SVG the interactive view shows (drawn now: its layout is the one :meth:`cell_at` reads)."""
+        return render_svg(self)

@@ -9,7 +9,6 @@ widgets (an exported notebook, GitHub) shows the picture.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +24,7 @@ _JS = Path(__file__).parent / "js"
 class Clickable(Protocol):
     """What a heatmap view needs of its figure (:class:`~bpfnb.plot.heatmap_cells.HeatmapFigure`)."""
 
-    def picture(self) -> bytes: ...
+    def picture(self) -> str: ...
 
     def cell_at(self, x: float, y: float) -> Any: ...
 
@@ -53,14 +52,14 @@ class HeatmapView(anywidget.AnyWidget):
     """A heatmap's picture; a click on a cell outlines it and lists its rows under the picture."""
 
     _esm = _JS / "heatmap.js"
-    _png = traitlets.Unicode("").tag(sync=True)
+    _svg = traitlets.Unicode("").tag(sync=True)
     _rows = traitlets.Unicode("").tag(sync=True)
     _box = traitlets.List(traitlets.Float()).tag(sync=True)
 
     def __init__(self, figure: Clickable) -> None:
         super().__init__()
         self._figure = figure
-        self._png = base64.b64encode(figure.picture()).decode("ascii")
+        self._svg = figure.picture()
         self.on_msg(self._on_click)
 
     def select(self, x: float, y: float) -> bool:

@@ -44,10 +44,12 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table_html(df: pd.DataFrame, *, max_rows: int | None = None, max_cols: int | None = None) -> str:
+def table_html(
+    df: pd.DataFrame, *, max_rows: int | None = None, max_cols: int | None = None, index: bool = True
+) -> str:
     """The first ``max_rows`` rows of ``df`` as an HTML table of :func:`readable` text."""
     shown = df.head(max_rows) if max_rows is not None else df
-    return readable(shown).to_html(max_cols=max_cols, border=0, classes="bpfnb-table")
+    return readable(shown).to_html(max_cols=max_cols, border=0, classes="bpfnb-table", index=index)
 
 
 def table(

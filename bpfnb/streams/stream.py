@@ -77,6 +77,8 @@ class Stream:
         self._consumer = consumer
         self._decoding = decoding
         self._finalizer: Callable[[], Any] = consumer.stop
+        #: When the stream opened (UTC): events before it were not watched.
+        self.opened = pd.Timestamp.now(tz="UTC")
 
     # -- what it holds --------------------------------------------------------
 
@@ -131,7 +133,10 @@ class Stream:
         with self._consumer.lock:
             batches = list(self._consumer.batches)
         frame = self._decoding.frame(batches)
-        frame.attrs["name"] = self.name  # plots and tables name what they show after it
+        # Plots name what they show after the stream, and draw rates only from when it watched
+        # (or from its oldest row, once retention dropped older ones).
+        since = self.opened if not self.dropped or frame.empty else frame["time"].min()
+        frame.attrs.update(name=self.name, since=since)
         return frame
 
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:

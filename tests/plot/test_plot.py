@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,23 @@ def test_rates_leave_out_the_bins_still_filling():
     assert plot.rates(df, every=0.5, now=now)["all"].tolist() == [6.0, 2.0]
     # A capture that ended long ago keeps every bin.
     assert plot.rates(df, every=0.5)["all"].tolist() == [6.0, 2.0, 2.0]
+
+
+def test_rates_leave_out_a_first_bin_the_stream_watched_only_in_part():
+    df = events([0.6, 0.7, 1.2, 1.4, 2.1], ["x"] * 5)
+    df.attrs["since"] = pd.Timestamp(0.5e9)  # the stream opened half way through the first second
+    assert plot.rates(df, now=pd.Timestamp(3e9))["all"].tolist() == [2.0, 1.0]
+
+
+def test_the_bin_that_just_ended_waits_for_its_last_events():
+    # Just after a whole second, the second that ended may still have events on their way from the kernel.
+    deadline = time.monotonic() + 2
+    while not 0.05 <= pd.Timestamp.now().timestamp() % 1 <= 0.12:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    second = pd.Timestamp.now().floor("s")
+    df = pd.DataFrame({"time": [second - pd.Timedelta(seconds=s) for s in (1.5, 0.5)]})
+    assert plot.rates(df).index.tolist() == [second - pd.Timedelta(seconds=2)]
 
 
 def test_rates_of_a_history_frame_draw_its_value_column():

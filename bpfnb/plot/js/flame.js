@@ -33,11 +33,11 @@ function render({ model, el }) {
   reset.textContent = "Reset zoom";
   reset.className = "bpfnb-flame-reset";
   reset.disabled = true;
-  const save = document.createElement("a");
+  const save = document.createElement("button");
   save.textContent = "Export for speedscope";
   save.className = "bpfnb-flame-export";
-  save.href = "#";
-  save.download = `${model.get("_title").replace(/[^\w.-]+/g, "_") || "flame"}.speedscope.json`;
+  save.title = "Save the stacks as a file that speedscope (www.speedscope.app) opens";
+  const fileName = `${model.get("_title").replace(/[^\w.-]+/g, "_") || "flame"}.speedscope.json`;
   bar.append(title, search, reset, save);
   const status = document.createElement("div");
   status.className = "bpfnb-flame-status";
@@ -71,6 +71,9 @@ function render({ model, el }) {
     box.addEventListener("mouseenter", () => {
       status.textContent = `${node.n}: ${share(node.v)}`;
     });
+    box.addEventListener("mouseleave", () => {
+      status.textContent = summary();
+    });
     box.addEventListener("click", () => {
       zoomed = node;
       draw();
@@ -91,18 +94,19 @@ function render({ model, el }) {
 
   const matchedValue = (node) => (matcher.test(node.n) ? node.v : node.c.reduce((sum, c) => sum + matchedValue(c), 0));
 
+  // What the status line says when the mouse is on no frame.
+  const summary = () => {
+    if (matcher !== null) return `matched: ${share(matchedValue(root))}`;
+    if (zoomed !== root) return `zoomed to ${zoomed.n}: ${share(zoomed.v)}`;
+    return `${share(root.v)} in all; hover a frame, click to zoom`;
+  };
+
   const draw = () => {
     graph.replaceChildren();
     for (let above = zoomed.p; above; above = above.p) frame(above, 0, 1, true);
     place(zoomed, 0, 1, graph.clientWidth || 1000);
     reset.disabled = zoomed === root;
-    if (matcher !== null) {
-      status.textContent = `matched: ${share(matchedValue(root))}`;
-    } else if (zoomed !== root) {
-      status.textContent = `zoomed to ${zoomed.n}: ${share(zoomed.v)}`;
-    } else {
-      status.textContent = `${share(root.v)} in all; hover a frame, click to zoom`;
-    }
+    status.textContent = summary();
   };
 
   search.addEventListener("input", () => {
@@ -122,12 +126,11 @@ function render({ model, el }) {
     zoomed = root;
     draw();
   });
-  save.addEventListener("click", (event) => {
-    event.preventDefault();
+  save.addEventListener("click", () => {
     const file = new Blob([model.get("_speedscope")], { type: "application/json" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(file);
-    link.download = save.download;
+    link.download = fileName;
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   });

@@ -21,7 +21,7 @@ function render({ model, el }) {
   el.append(frame, hint, rows);
 
   const show = () => {
-    picture.src = "data:image/png;base64," + model.get("_png");
+    picture.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(model.get("_svg"));
   };
   const picked = () => {
     const box = model.get("_box");
@@ -43,13 +43,13 @@ function render({ model, el }) {
     const area = picture.getBoundingClientRect();
     model.send({ x: (event.clientX - area.left) / area.width, y: (event.clientY - area.top) / area.height });
   });
-  model.on("change:_png", show);
+  model.on("change:_svg", show);
   model.on("change:_rows", picked);
   model.on("change:_box", picked);
   show();
   picked();
   return () => {
-    model.off("change:_png", show);
+    model.off("change:_svg", show);
     model.off("change:_rows", picked);
     model.off("change:_box", picked);
   };
