@@ -232,12 +232,7 @@ def heatmap(
     _value_axis(ax, "y", values, log=log, low=float(y_edges[0]), high=float(y_edges[-1]))
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_ylabel(_bucket_title(df, values))
-    if isinstance(times, pd.DatetimeIndex):
-        set_time_axis(ax.xaxis, times, label=time)
-    else:
-        ax.xaxis.set_major_locator(Unit("duration").locator())
-        ax.xaxis.set_major_formatter(Unit("duration").formatter())
-        ax.set_xlabel(time)
+    set_time_axis(ax.xaxis, times, label=time)
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.tick_params(axis="both", labelsize="x-small")
     if isinstance(fig, HeatmapFigure):

@@ -114,12 +114,7 @@ def line(
     ax.set_ylim(bottom=min(0.0, float(series.min().min())))
     ax.yaxis.set_major_locator(values.locator(most=6))
     ax.yaxis.set_major_formatter(values.formatter())
-    if isinstance(index, pd.DatetimeIndex):
-        set_time_axis(ax.xaxis, index, label=time)
-    else:
-        ax.xaxis.set_major_locator(Unit("duration").locator())
-        ax.xaxis.set_major_formatter(Unit("duration").formatter())
-        ax.set_xlabel(time)
+    set_time_axis(ax.xaxis, index, label=time)
     if len(series.columns) > 1 or series.columns[0] != "all":
         ax.legend(fontsize="x-small", loc="upper left")
     ax.tick_params(axis="x", labelsize="x-small")

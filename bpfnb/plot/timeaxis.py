@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axis import Axis
 from matplotlib.dates import date2num, num2date
-from matplotlib.ticker import Formatter, Locator
+from matplotlib.ticker import Formatter
+
+from .units import Unit, ViewLocator
 
 __all__ = ["TimeFormatter", "TimeLocator", "display_times", "set_time_axis", "time_step"]
 
@@ -50,16 +52,12 @@ def _format_for(step: float) -> tuple[str, int]:
     return "%H:%M:%S", max(1, -math.floor(math.log10(step) + 1e-9))
 
 
-class TimeLocator(Locator):
+class TimeLocator(ViewLocator):
     """Ticks on whole multiples of a round step (see :func:`time_step`) on a matplotlib date axis."""
 
     def __init__(self, tz: dt.tzinfo | None, *, most: int = 7) -> None:
         self.tz = tz
         self.most = most
-
-    def __call__(self) -> Any:
-        low, high = self.axis.get_view_interval()  # type: ignore[union-attr]
-        return self.tick_values(low, high)
 
     def tick_values(self, vmin: float, vmax: float) -> Any:
         low, high = sorted((float(vmin), float(vmax)))
@@ -110,8 +108,17 @@ def display_times(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return times.tz_convert(local)
 
 
-def set_time_axis(axis: Axis, times: pd.DatetimeIndex, *, label: str = "time", most: int = 7) -> None:
-    """Round ticks with labels of one format on ``axis``, and the day and zone in its label."""
+def set_time_axis(axis: Axis, times: pd.Index, *, label: str = "time", most: int = 7) -> None:
+    """Round ticks with labels of one format on ``axis``, and the day and zone in its label.
+
+    Times that are plain numbers are seconds: their ticks read ``0``, ``10 s``, ``20 s``.
+    """
+    if not isinstance(times, pd.DatetimeIndex):
+        seconds = Unit("duration")
+        axis.set_major_locator(seconds.locator(most=most))
+        axis.set_major_formatter(seconds.formatter())
+        axis.set_label_text(label)
+        return
     tz = times.tz
     axis.set_major_locator(TimeLocator(tz, most=most))
     axis.set_major_formatter(TimeFormatter(tz))

@@ -42,6 +42,7 @@ __all__ = [
     "Unit",
     "UnitFormatter",
     "UnitLocator",
+    "ViewLocator",
     "known_unit",
     "parse_unit",
     "unit_for",
@@ -193,7 +194,15 @@ class UnitFormatter(Formatter):
         return [self.unit.text(v) for v in values] if self.log else self.unit.texts(values)
 
 
-class UnitLocator(Locator):
+class ViewLocator(Locator):
+    """A locator whose ticks depend on the axis's view only: subclasses say where in :meth:`tick_values`."""
+
+    def __call__(self) -> Any:
+        low, high = self.axis.get_view_interval()  # type: ignore[union-attr]
+        return self.tick_values(low, high)
+
+
+class UnitLocator(ViewLocator):
     """Ticks on round values of a :class:`Unit` (see :meth:`Unit.log_ticks`; linear axes step 1-2-2.5-5 in the
     sub-unit of the axis's end, so KiB axes step in KiB, not in thousands of bytes)."""
 
@@ -201,10 +210,6 @@ class UnitLocator(Locator):
         self.unit = unit
         self.log = log
         self.most = most
-
-    def __call__(self) -> Any:
-        low, high = self.axis.get_view_interval()  # type: ignore[union-attr]
-        return self.tick_values(low, high)
 
     def tick_values(self, vmin: float, vmax: float) -> Any:
         low, high = sorted((float(vmin), float(vmax)))

@@ -485,3 +485,8 @@ def _middle_of_cell(fig, *, column: int, bucket_lo: float) -> tuple[float, float
     to_figure = ax.transData + fig.transFigure.inverted()
     fx, fy = to_figure.transform(((layout.x_edges[column] + layout.x_edges[column + 1]) / 2, (y_low * y_high) ** 0.5))
     return float(fx), float(1 - fy)
+
+
+def test_times_in_plain_seconds_read_as_durations():
+    df = pd.DataFrame({"time": [0.1, 0.2, 0.5, 1.1, 1.2, 1.3, 1.4, 3.5], "comm": list("abaaabca")})
+    assert tick_texts(plot.line(df, by="comm").axes[0].xaxis) == ["0", "1 s", "2 s", "3 s"]

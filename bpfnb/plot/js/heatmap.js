@@ -1,23 +1,25 @@
 // A heatmap picture whose cells can be clicked: the kernel finds the cell
 // under the click (it knows where it drew what) and sends back that cell's
 // box, to outline, and its rows, to list under the picture.
+function element(tag, className, css) {
+  const made = document.createElement(tag);
+  made.className = className;
+  made.style.cssText = css;
+  return made;
+}
+
 function render({ model, el }) {
   el.classList.add("bpfnb-heatmap");
-  const frame = document.createElement("div");
-  frame.style.cssText = "position:relative;display:inline-block;max-width:100%";
-  const picture = document.createElement("img");
-  picture.style.cssText = "display:block;max-width:100%;cursor:crosshair";
+  const frame = element("div", "bpfnb-heatmap-frame", "position:relative;display:inline-block;max-width:100%");
+  const picture = element("img", "bpfnb-heatmap-picture", "display:block;max-width:100%;cursor:crosshair");
   picture.alt = "heatmap";
-  const outline = document.createElement("div");
-  outline.className = "bpfnb-heatmap-outline";
-  outline.style.cssText = "position:absolute;border:2px solid #e6007e;pointer-events:none;display:none";
+  const outline = element(
+    "div", "bpfnb-heatmap-outline", "position:absolute;border:2px solid #e6007e;pointer-events:none;display:none"
+  );
   frame.append(picture, outline);
-  const hint = document.createElement("div");
-  hint.style.cssText = "font-size:85%;color:#666";
+  const hint = element("div", "bpfnb-heatmap-hint", "font-size:85%;color:#666");
   hint.textContent = "Click a cell to list its rows.";
-  const rows = document.createElement("div");
-  rows.className = "bpfnb-heatmap-rows";
-  rows.style.cssText = "max-height:320px;overflow:auto;font-size:85%";
+  const rows = element("div", "bpfnb-heatmap-rows", "max-height:320px;overflow:auto;font-size:85%");
   el.append(frame, hint, rows);
 
   const show = () => {
