@@ -33,7 +33,7 @@ from ..display import html as _html
 from ..engines.base import Owner
 from ..errors import ArgumentError, BpfnbError
 from ..plot.tables import table_html
-from ..plot.units import Unit, unit_for
+from ..plot.units import unit_for
 
 __all__ = ["MapHistory", "Recordable"]
 
@@ -88,7 +88,7 @@ class MapHistory:
         self._frames: collections.deque[pd.DataFrame] = collections.deque()
         self._rows = 0
         self._previous: tuple[float, pd.DataFrame] | None = None
-        self._units: dict[str, Unit] = {}
+        self._units: dict[str, str] = {}  # attrs stay JSON: Parquet keeps them
         self._lock = threading.Lock()
         self._recording = threading.Lock()
         self._stopping = threading.Event()
@@ -154,7 +154,7 @@ class MapHistory:
             out[f"{prefix}rate"] = delta / elapsed
             # A change of a count is a count, of bytes bytes ("delta" alone would read as a duration).
             unit = unit_for(column, names=[self.view.name] if column in ("value", "count") else [])
-            self._units[f"{prefix}delta"] = self._units[f"{prefix}rate"] = unit
+            self._units[f"{prefix}delta"] = self._units[f"{prefix}rate"] = str(unit)
         return out
 
     def _split(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:

@@ -117,7 +117,7 @@ class HeatmapFigure(NotebookFigure):
         caption = f"{when}, {bucket}: {layout.value} {total:,.0f} in {len(cell.rows):,} rows"
         rows = cell.rows.drop(columns=[layout.time])
         # The bounds are in the heatmap's unit, whatever the frame's name says.
-        rows.attrs["units"] = {**rows.attrs.get("units", {}), "lo": layout.unit, "hi": layout.unit}
+        rows.attrs["units"] = {**rows.attrs.get("units", {}), "lo": str(layout.unit), "hi": str(layout.unit)}
         table = table_html(rows, max_rows=SHOWN_ROWS, index=False)
         return f'<div class="bpfnb-cell"><b>{html.escape(caption)}</b>{table}</div>'
 

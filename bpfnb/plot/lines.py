@@ -33,8 +33,8 @@ def _event_rates(times: pd.Series, labels: pd.Series, every: float, now: Any, si
     Only whole bins are kept: bins that end after ``now`` are still filling
     (``now`` defaults to the current time, less :data:`DELIVERY`, for
     datetime columns: a capture that ended long ago keeps all its bins), and
-    bins that start before ``since`` (when the stream opened) were only
-    partly watched. Either would read as a drop that did not happen.
+    bins that start before ``since`` (when the stream opened, a timestamp or
+    its ISO text) were only partly watched. Either would read as a drop that did not happen.
     """
     if pd.api.types.is_datetime64_any_dtype(times):
         step: Any = pd.Timedelta(seconds=every)
@@ -43,7 +43,7 @@ def _event_rates(times: pd.Series, labels: pd.Series, every: float, now: Any, si
         if now is None:
             now = pd.Timestamp.now(tz=times.dt.tz) - DELIVERY
         if since is not None:
-            grid = grid[grid.index >= since]
+            grid = grid[grid.index >= pd.Timestamp(since)]
     else:
         # Whole bin numbers, so that empty bins line up exactly with full ones.
         step = every

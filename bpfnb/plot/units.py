@@ -80,6 +80,10 @@ class Unit:
                 return name
         return ""
 
+    def __str__(self) -> str:
+        """The name :func:`parse_unit` reads back (``ns``, ``B``, ``count``): for a frame's JSON-safe attrs."""
+        return self.name or "count"
+
     def text(self, value: float) -> str:
         """``value`` (raw) in the sub-unit that reads best for it alone: ``24.2 µs``, ``1.5 MiB``, ``12,345``."""
         if self.kind == "count":

@@ -136,7 +136,7 @@ class Stream:
         # Plots name what they show after the stream, and draw rates only from when it watched
         # (or from its oldest row, once retention dropped older ones).
         since = self.opened if not self.dropped or frame.empty else frame["time"].min()
-        frame.attrs.update(name=self.name, since=since)
+        frame.attrs.update(name=self.name, since=since.isoformat())  # attrs stay JSON: Parquet keeps them
         return frame
 
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:
