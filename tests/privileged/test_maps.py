@@ -260,6 +260,9 @@ def test_histograms_log2_linear_and_struct_keyed(no_leaks):
         assert dist["count"].sum() == 10 and len(dist) == 64
         p50 = percentiles(dist, q=[50]).iloc[0]
         assert (p50["lo"], p50["hi"]) == (131072, 262143)
+        # Given the unit of the values (here µs), the estimate and its bounds read in it.
+        assert prog["dist"].percentiles(q=[50], unit="us")["reads"].tolist() == ["184 ms (131 ms to 262 ms)"]
+        assert "reads" not in prog["dist"].percentiles(q=[50])  # "dist" says nothing of its unit
         assert "65536 -> 131071     : 3 " in repr(prog["dist"])
         assert "<pre>" in prog["dist"]._repr_html_()
 
