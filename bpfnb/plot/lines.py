@@ -27,14 +27,13 @@ __all__ = ["line", "rates"]
 DELIVERY = pd.Timedelta(seconds=0.25)
 
 
-def _event_rates(times: pd.Series, labels: pd.Series, every: float, now: Any, since: Any) -> pd.DataFrame:
+def _event_rates(times: pd.Series, labels: pd.Series, every: float, now: Any) -> pd.DataFrame:
     """Events per second per label in bins of ``every`` seconds, empty bins as 0.
 
-    Only whole bins are kept: bins that end after ``now`` are still filling
-    (``now`` defaults to the current time, less :data:`DELIVERY`, for
-    datetime columns: a capture that ended long ago keeps all its bins), and
-    bins that start before ``since`` (when the stream opened, a timestamp or
-    its ISO text) were only partly watched. Either would read as a drop that did not happen.
+    Bins that end after ``now`` are still filling and are left out (they
+    would read as a drop that did not happen); ``now`` defaults to the
+    current time, less :data:`DELIVERY`, for datetime columns (a capture that
+    ended long ago keeps all its bins).
     """
     if pd.api.types.is_datetime64_any_dtype(times):
         step: Any = pd.Timedelta(seconds=every)
@@ -42,8 +41,6 @@ def _event_rates(times: pd.Series, labels: pd.Series, every: float, now: Any, si
         grid = grid.reindex(pd.date_range(grid.index[0], grid.index[-1], freq=step), fill_value=0)
         if now is None:
             now = pd.Timestamp.now(tz=times.dt.tz) - DELIVERY
-        if since is not None:
-            grid = grid[grid.index >= pd.Timestamp(since)]
     else:
         # Whole bin numbers, so that empty bins line up exactly with full ones.
         step = every
@@ -135,9 +132,7 @@ def rates(
 
     Parameters are those of :func:`line`, and ``now``: for event rates,
     bins that end after it are still filling and are left out (default: the
-    current time for datetime columns, nothing left out for numbers). Bins
-    that start before the stream opened (the frame's ``attrs["since"]``) are
-    left out too.
+    current time for datetime columns, nothing left out for numbers).
 
     Returns
     -------
@@ -151,7 +146,7 @@ def rates(
     keys = [by] if isinstance(by, str) else list(by or [])
     if value is None:
         labels = row_labels(df, keys) if keys else pd.Series("all", index=df.index)
-        grid = _event_rates(df[time], labels, every, now, df.attrs.get("since"))
+        grid = _event_rates(df[time], labels, every, now)
     else:
         keys = keys or (["key"] if "key" in df.columns else [])
         require(df, [value, *keys], "a line plot")

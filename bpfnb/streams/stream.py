@@ -77,8 +77,6 @@ class Stream:
         self._consumer = consumer
         self._decoding = decoding
         self._finalizer: Callable[[], Any] = consumer.stop
-        #: When the stream opened (UTC): events before it were not watched.
-        self.opened = pd.Timestamp.now(tz="UTC")
 
     # -- what it holds --------------------------------------------------------
 
@@ -133,10 +131,7 @@ class Stream:
         with self._consumer.lock:
             batches = list(self._consumer.batches)
         frame = self._decoding.frame(batches)
-        # Plots name what they show after the stream, and draw rates only from when it watched
-        # (or from its oldest row, once retention dropped older ones).
-        since = self.opened if not self.dropped or frame.empty else frame["time"].min()
-        frame.attrs.update(name=self.name, since=since.isoformat())  # attrs stay JSON: Parquet keeps them
+        frame.attrs["name"] = self.name  # plots and tables name what they show after it
         return frame
 
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:

@@ -251,12 +251,6 @@ def test_rates_leave_out_the_bins_still_filling():
     assert plot.rates(df, every=0.5)["all"].tolist() == [6.0, 2.0, 2.0]
 
 
-def test_rates_leave_out_a_first_bin_the_stream_watched_only_in_part():
-    df = events([0.6, 0.7, 1.2, 1.4, 2.1], ["x"] * 5)
-    df.attrs["since"] = pd.Timestamp(0.5e9)  # the stream opened half way through the first second
-    assert plot.rates(df, now=pd.Timestamp(3e9))["all"].tolist() == [2.0, 1.0]
-
-
 def test_the_bin_that_just_ended_waits_for_its_last_events():
     # Just after a whole second, the second that ended may still have events on their way from the kernel.
     deadline = time.monotonic() + 2
