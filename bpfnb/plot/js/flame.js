@@ -66,7 +66,8 @@ function render({ model, el }) {
       `background:${matched ? "#e040fb" : colours[node.n] || "#e8a33d"};border-right:1px solid #fff;` +
       `overflow:hidden;white-space:nowrap;text-overflow:ellipsis;padding:0 3px;line-height:${ROW - 1}px;` +
       `cursor:pointer;opacity:${below ? 0.55 : 1}`;
-    box.textContent = node.n;
+    // A label needs room for a few letters; a thinner frame shows its name on hover only.
+    if (width * (graph.clientWidth || 1000) >= 24) box.textContent = node.n;
     box.title = `${node.n}\n${share(node.v)}`;
     box.addEventListener("mouseenter", () => {
       status.textContent = `${node.n}: ${share(node.v)}`;
