@@ -43,7 +43,8 @@ def live(
     top : int, optional
         How many keys, lines or rows to show.
     title : str, optional
-        The plot's title; default the object's ``name``.
+        The plot's title; default: the object's name and what is plotted
+        (``counts: count per comm``).
     **options
         Passed to the plot function (``value=``, ``by=``, ``unit=``...).
 
@@ -60,6 +61,6 @@ def live(
         return Live(source, kind=kind, interval=interval, top=top, title=title, **options)
     if kind == "line" and source.recorder is not None:
         options.setdefault("value", "rate")
-    widget = Live(source, kind=kind, interval=interval, top=top, title=title or source.view.name, **options)
+    widget = Live(source, kind=kind, interval=interval, top=top, title=title, name=source.view.name, **options)
     source.program.own(widget)
     return widget

@@ -8,9 +8,10 @@ import pandas as pd
 
 from .. import plot
 from ..errors import ArgumentError
+from ..plot.buckets import percentile_labels
 from ..plot.figure import frame_png
 
-__all__ = ["KINDS", "MIN_INTERVAL", "check_kind", "draw_frame"]
+__all__ = ["KINDS", "MIN_INTERVAL", "check_kind", "draw_frame", "frame_summary"]
 
 #: What a live widget can draw.
 KINDS = ("bar", "hist", "heatmap", "line", "table", "flame")
@@ -21,9 +22,9 @@ MIN_INTERVAL = 0.2
 # measures every text in an extra draw, which doubles the cost of a frame.
 _MARGINS = {
     "bar": dict(left=0.12, right=0.95, bottom=0.13, top=0.92),
-    "hist": dict(left=0.1, right=0.98, bottom=0.25, top=0.92),
-    "heatmap": dict(left=0.15, right=0.98, bottom=0.13, top=0.92),
-    "line": dict(left=0.1, right=0.98, bottom=0.13, top=0.92),
+    "hist": dict(left=0.1, right=0.98, bottom=0.15, top=0.92),
+    "heatmap": dict(left=0.12, right=0.98, bottom=0.15, top=0.92),
+    "line": dict(left=0.1, right=0.98, bottom=0.15, top=0.92),
     "flame": dict(left=0.02, right=0.98, bottom=0.13, top=0.92),
 }
 
@@ -60,6 +61,14 @@ def draw_frame(
     else:
         data = frame
     return data, frame_png(getattr(plot, kind), frame, margins=margins, title=title, **options)
+
+
+def frame_summary(kind: str, data: pd.DataFrame, options: dict[str, Any]) -> str:
+    """A line of text for the status line: a histogram's percentiles (``p50 ≈ 381 ns · p99 ≈ 253 µs``)."""
+    count = options.get("count", "count")
+    if kind != "hist" or data.empty or not {"lo", "hi", count} <= set(data.columns):
+        return ""
+    return " · ".join(percentile_labels(data, **_pick(options, "count", "marks", "unit")))
 
 
 def _pick(options: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -75,6 +75,8 @@ class ViewSource:
     def snapshot(self) -> pd.DataFrame:
         frame = self._take()
         self._rows = len(frame)
+        # Plots name what they draw after the map or stream.
+        frame.attrs.setdefault("name", self.view.name)
         return frame
 
     def status(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..engines.base import Owner
-from ..plot.figure import human
+from ..plot.units import COUNT, NANOSECONDS
 
 __all__ = ["ProgramCost", "status_html"]
 
@@ -33,7 +33,7 @@ class ProgramCost:
             return ""
         share = (now[1] - last[1]) / 1e9 / (now[0] - last[0])
         per_run = (now[1] - last[1]) / (now[2] - last[2])
-        return f"probe {share:.2%} CPU, {per_run:.0f} ns/run"
+        return f"probe {share:.2%} CPU, {NANOSECONDS.text(per_run)}/run"
 
 
 def status_html(
@@ -44,11 +44,14 @@ def status_html(
     counters: Mapping[str, Any],
     cost: str,
     error: str,
+    summary: str = "",
 ) -> str:
-    """One monospace line: ``● live, every 1 s · frame 12 (40 ms) · rows 1,000 · 5K ev/s · ...``."""
+    """One monospace line: ``● live, every 1 s · frame 12 (40 ms) · p50 381 ns · rows 1,000 · 5,012 ev/s · ...``."""
     parts = [state, f"frame {frames}"]
     if draw_seconds is not None:
         parts[-1] += f" ({draw_seconds * 1e3:.0f} ms)"
+    if summary:
+        parts.append(html.escape(summary))
     parts += [_counter(name, counters[name]) for name in ("rows", "rate", "lost", "dropped") if name in counters]
     if cost:
         parts.append(cost)
@@ -60,5 +63,5 @@ def status_html(
 
 def _counter(name: str, value: Any) -> str:
     if name == "rate":
-        return f"{human(float(value))} ev/s"
-    return f"{name} {value:,}"
+        return f"{COUNT.text(float(value))} ev/s"
+    return f"{name} {COUNT.text(value)}"

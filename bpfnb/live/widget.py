@@ -7,6 +7,8 @@ kernel keeps running other cells meanwhile. Frames are at least
 :data:`MIN_INTERVAL` apart, widget changes of one frame go out together
 (``hold_sync``), and no ``Output`` context manager is used. Where output goes
 is :mod:`bpfnb.live.output`'s job; the status line is :mod:`bpfnb.live.status`'s.
+A plot that no one can see (scrolled away, its tab hidden or closed) draws
+nothing until someone can again (:mod:`bpfnb.live.visibility`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .drawing import MIN_INTERVAL, check_kind, draw_frame
+from ..plot.tables import table_html
+from .drawing import MIN_INTERVAL, check_kind, draw_frame, frame_summary
 from .output import CellParent, SavedOutput
 from .sources import Source, ViewSource
 from .status import ProgramCost, status_html
+from .visibility import Visibility
 
 __all__ = ["Live", "running"]
 
@@ -50,7 +54,11 @@ class Live(widgets.VBox):
     top : int, optional
         How many keys, lines or rows to show.
     title : str, optional
-        The plot's title.
+        The plot's title; default: what the plot function makes of the data
+        (``counts: count per comm``).
+    name : str, optional
+        What the widget shows, for its text (``<bpfnb.Live bar of counts ...>``);
+        default the title.
     **options
         Passed to the plot function of :mod:`bpfnb.plot`.
 
@@ -73,10 +81,12 @@ class Live(widgets.VBox):
         interval: float = 1.0,
         top: int = 10,
         title: str | None = None,
+        name: str | None = None,
         **options: Any,
     ) -> None:
         check_kind(kind, interval)
         self.source, self.kind, self.title, self.options = source, kind, title, options
+        self.name = name or title
         self.data = pd.DataFrame()
         self.frames = 0
         self.last_frame_at: float | None = None
@@ -87,6 +97,7 @@ class Live(widgets.VBox):
         self._error = ""
         self._counters: dict[str, Any] = {}
         self._cost_text = ""
+        self._summary = ""
         self._stop_reason = ""
         self._stopped = threading.Event()
         self._wake = threading.Event()
@@ -111,8 +122,9 @@ class Live(widgets.VBox):
             style={"description_width": "initial"},
         )
         self._status = widgets.HTML()
+        self._visibility = Visibility(self._cell.shell, on_seen=self._wake.set)
         controls = widgets.HBox([self._pause, self._stop_button, self._interval, self._top])
-        super().__init__([self._view, controls, self._status])
+        super().__init__([self._view, controls, self._status, self._visibility])
         self.add_class("bpfnb-live")
 
         self._pause.observe(self._on_pause_changed, "value")
@@ -131,6 +143,11 @@ class Live(widgets.VBox):
     def running(self) -> bool:
         """True until :meth:`stop` (or the source stopping) ends the widget."""
         return not self._stopped.is_set()
+
+    @property
+    def seen(self) -> bool:
+        """False while no view of the plot can be seen (it then draws nothing); see :mod:`bpfnb.live.visibility`."""
+        return self._visibility.seen
 
     @property
     def paused(self) -> bool:
@@ -222,7 +239,7 @@ class Live(widgets.VBox):
             if woken and self.last_frame_at is not None:
                 # A control changed: redraw soon, but never faster than the minimum.
                 time.sleep(max(0.0, self.last_frame_at + MIN_INTERVAL - time.monotonic()))
-            if not self.paused:
+            if not self.paused and self.seen:
                 self._update()
 
     def _update(self) -> None:
@@ -234,6 +251,7 @@ class Live(widgets.VBox):
             unchanged = self.kind != "line" and self._drawn is not None and self._drawn[1] == self.top
             unchanged = unchanged and frame.equals(self._drawn[0])  # type: ignore[index]
             data, png = (self.data, self._png) if unchanged else self._draw(frame)
+            summary = self._summary if unchanged else frame_summary(self.kind, frame, self.options)
             counters = self.source.status()
             cost = self._cost.text()
         except Exception as exc:  # noqa: BLE001 - a thread must report, not die silently
@@ -244,7 +262,7 @@ class Live(widgets.VBox):
         with self._ui_lock:
             if self._stopped.is_set() and self.frames:
                 return
-            self._counters, self._cost_text, self._error = counters, cost, ""
+            self._counters, self._cost_text, self._summary, self._error = counters, cost, summary, ""
             if not unchanged:
                 self.data, self._png, self._drawn = data, png, (frame, self.top)
                 self.frames += 1
@@ -264,7 +282,7 @@ class Live(widgets.VBox):
     # -- display -------------------------------------------------------------
 
     def _table_html(self) -> str:
-        return self.data.to_html(max_rows=self.top, border=0, classes="bpfnb-table")
+        return table_html(self.data, max_rows=self.top)
 
     def _status_html(self) -> str:
         if self._stopped.is_set():
@@ -278,6 +296,7 @@ class Live(widgets.VBox):
             counters=self._counters,
             cost=self._cost_text,
             error=self._error,
+            summary=self._summary,
         )
 
     def _static_bundle(self) -> dict[str, Any]:
@@ -298,5 +317,5 @@ class Live(widgets.VBox):
         state = "running" if self.running else self._stop_reason
         if self.running and self.paused:
             state = "paused"
-        name = f" of {self.title}" if self.title else ""
+        name = f" of {self.name}" if self.name else ""
         return f"<bpfnb.Live {self.kind}{name}: {state}, every {self.interval:g} s, {self.frames} frames>"

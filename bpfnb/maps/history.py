@@ -32,6 +32,8 @@ import pandas as pd
 from ..display import html as _html
 from ..engines.base import Owner
 from ..errors import ArgumentError, BpfnbError
+from ..plot.tables import table_html
+from ..plot.units import unit_for
 
 __all__ = ["MapHistory", "Recordable"]
 
@@ -86,6 +88,7 @@ class MapHistory:
         self._frames: collections.deque[pd.DataFrame] = collections.deque()
         self._rows = 0
         self._previous: tuple[float, pd.DataFrame] | None = None
+        self._units: dict[str, str] = {}  # attrs stay JSON: Parquet keeps them
         self._lock = threading.Lock()
         self._recording = threading.Lock()
         self._stopping = threading.Event()
@@ -149,6 +152,9 @@ class MapHistory:
             prefix = "" if single else f"{column}_"
             out[f"{prefix}delta"] = delta
             out[f"{prefix}rate"] = delta / elapsed
+            # A change of a count is a count, of bytes bytes ("delta" alone would read as a duration).
+            unit = unit_for(column, names=[self.view.name] if column in ("value", "count") else [])
+            self._units[f"{prefix}delta"] = self._units[f"{prefix}rate"] = str(unit)
         return out
 
     def _split(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -174,7 +180,10 @@ class MapHistory:
             frames = list(self._frames)
         if not frames:
             return pd.DataFrame({"time": pd.Series(dtype="datetime64[ns, UTC]")})
-        return pd.concat(frames, ignore_index=True)
+        out = pd.concat(frames, ignore_index=True)
+        # What the plots of a history need to say what they show.
+        out.attrs.update(name=self.view.name, interval=self.interval, units=dict(self._units))
+        return out
 
     def snapshot(self) -> pd.DataFrame | None:
         """The latest snapshot (with its deltas and rates), or None before the first."""
@@ -209,7 +218,10 @@ class MapHistory:
 
     def _repr_html_(self) -> str:
         latest = self.snapshot()
-        body = latest.head(10).to_html(max_cols=12) if latest is not None else _html.note("no snapshot yet")
+        if latest is not None:
+            latest = latest.head(10)
+            latest.attrs.update(name=self.view.name, units=dict(self._units))
+        body = table_html(latest, max_cols=12) if latest is not None else _html.note("no snapshot yet")
         title = f"history of map {self.view.name}: {self._state()}"
         facts = _html.table(
             ["snapshots", "rows kept", "rows dropped", "interval"],

@@ -22,6 +22,7 @@ from ..decode.decoders import Decoder
 from ..decode.histogram import histogram_frame, percentiles, text_histogram
 from ..errors import ArgumentError, DecodeError, UnsupportedMapError
 from ..kernel.constants import BPF_F_MMAPABLE
+from ..plot.units import known_unit
 from .io import MapLayout
 from .view import PREVIEW_ROWS, BpfMap
 
@@ -71,13 +72,13 @@ class KeyValueMap(BpfMap):
         if buckets is None and self.histogram and fits:
             buckets = "log2"
         if buckets is None:
-            return frame
+            return self._named(frame)
         if not fits:
             raise DecodeError(
                 f"map {self.name!r} is not a histogram: it needs a slot key and a scalar count",
                 hint=f"name the slot field with slot=...; columns are {list(frame.columns)}",
             )
-        return histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step)
+        return self._named(histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step))
 
     def _frame(
         self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None, percpu: str = "sum"
@@ -97,12 +98,26 @@ class KeyValueMap(BpfMap):
             columns = {col: _sum_over_cpus([part[col] for part in per_cpu]) for col in per_cpu[0]}
         return self._named_enums(to_frame({"key": keys, "value": columns}, decode=decode), decode)
 
-    def percentiles(self, q: Sequence[float] = (50, 90, 99), **df_options: Any) -> pd.DataFrame:
+    def percentiles(
+        self, q: Sequence[float] = (50, 90, 99), *, unit: str | None = None, **df_options: Any
+    ) -> pd.DataFrame:
         """Percentiles estimated from this histogram's buckets, with their bounds.
 
-        See :func:`bpfnb.percentiles`; ``df_options`` go to :meth:`df`.
+        See :func:`bpfnb.percentiles`; ``df_options`` go to :meth:`df`. When
+        the buckets' unit is known (``unit="ns"``, or a map named for it, such
+        as ``latency``), a ``reads`` column writes each estimate and its
+        bounds in it: ``1.52 ms (1.05 ms to 2.1 ms)``.
         """
-        return percentiles(self.df(**df_options), q=q)
+        buckets = self.df(**df_options)
+        found = percentiles(buckets, q=q)
+        known = known_unit("lo", given=unit, names=[self.name])
+        if known is not None and len(found):
+            found["reads"] = [
+                f"{known.text(v)} ({known.text(lo)} to {known.text(hi + 1)})" if pd.notna(v) else ""
+                for v, lo, hi in found[["value", "lo", "hi"]].to_numpy(dtype=float)
+            ]
+            found.attrs["units"] = {column: str(known) for column in ("value", "lo", "hi")}
+        return found
 
     def _preview(self) -> tuple[str, pd.DataFrame | None]:
         if not self.histogram:

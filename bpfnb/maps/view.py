@@ -26,6 +26,7 @@ from ..display import html as _html
 from ..engines.base import MapSpec, Owner
 from ..errors import ArgumentError, BpfnbError, DecodeError, Interrupted
 from ..kernel.libbpf import map_elem, num_possible_cpus
+from ..plot.tables import table_html
 from .io import MapIO, MapLayout
 
 if TYPE_CHECKING:
@@ -117,7 +118,12 @@ class BpfMap(Mapping[Any, Any]):
             the raw value stays as ``<column>_raw``.
         """
         keys, values = self.records()
-        return self._frame(keys, values, decode=decode)
+        return self._named(self._frame(keys, values, decode=decode))
+
+    def _named(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the map's name in its ``attrs``: plots and tables name what they show after it."""
+        frame.attrs["name"] = self.name
+        return frame
 
     def _frame(self, keys: np.ndarray, values: np.ndarray, *, decode: Mapping[str, Decoder] | None) -> pd.DataFrame:
         return self._named_enums(to_frame({"key": keys, "value": values}, decode=decode), decode)
@@ -222,7 +228,7 @@ class BpfMap(Mapping[Any, Any]):
             text, head = self._preview()
         except Exception as exc:  # a display must not raise: show why instead
             return _html.card(self._title(), _html.note(f"{type(exc).__name__}: {exc}", kind="bad"))
-        body = f"<pre>{html.escape(text)}</pre>" if head is None else head.to_html(max_cols=12)
+        body = f"<pre>{html.escape(text)}</pre>" if head is None else table_html(self._named(head), max_cols=12)
         return _html.card(self._title(), body)
 
 

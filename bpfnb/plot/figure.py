@@ -10,15 +10,16 @@ threads.
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from ..errors import ArgumentError
 
@@ -30,16 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DPI",
     "FIGSIZE",
-    "HUMAN_TICKS",
+    "NotebookFigure",
     "drawing",
     "frame_png",
-    "human",
-    "key_columns",
     "new_axes",
     "no_data",
     "render_png",
+    "render_svg",
     "require",
-    "row_labels",
     "value_column",
 ]
 
@@ -49,8 +48,8 @@ DPI = 90
 _T = TypeVar("_T")
 
 
-class _NotebookFigure(Figure):
-    """A Figure with its own Agg canvas that a notebook shows as a PNG."""
+class NotebookFigure(Figure):
+    """A Figure with its own Agg canvas that a notebook shows as SVG, with a PNG beside it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,6 +57,15 @@ class _NotebookFigure(Figure):
 
     def _repr_png_(self) -> bytes:
         return render_png(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # SVG first, with real text: crisp at any zoom, its labels selectable
+        # and found by the browser's search; the PNG for viewers without SVG.
+        return {
+            "image/svg+xml": render_svg(self),
+            "image/png": base64.b64encode(render_png(self)).decode("ascii"),
+            "text/plain": repr(self),
+        }
 
 
 _SHARED_DOC = """
@@ -110,6 +118,27 @@ def render_png(fig: Figure, *, dpi: float = DPI, compress: int = 6) -> bytes:
         return buffer.getvalue()
 
 
+def render_svg(fig: Figure) -> str:
+    """Render ``fig`` to SVG text whose labels are ``<text>`` elements (not glyph outlines).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        Any figure, for example one returned by this module.
+
+    Returns
+    -------
+    str
+        The SVG document.
+    """
+    with _LOCK, rc_context({"svg.fonttype": "none", "svg.hashsalt": "bpfnb"}):
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+        return buffer.getvalue()
+
+
 def frame_png(draw: Callable[..., Figure], df: pd.DataFrame, *, margins: dict[str, float], **options: Any) -> bytes:
     """One frame of a live plot: ``draw(df)`` on a figure with fixed margins, as PNG.
 
@@ -125,9 +154,12 @@ def frame_png(draw: Callable[..., Figure], df: pd.DataFrame, *, margins: dict[st
         return render_png(fig, compress=1)
 
 
-def new_axes(ax: Axes | None, title: str | None) -> tuple[Figure, Axes]:
+def new_axes(
+    ax: Axes | None, title: str | None, *, figure_class: type[NotebookFigure] | None = None
+) -> tuple[Figure, Axes]:
+    """The Axes to draw into: ``ax``, or one on a new notebook figure (of ``figure_class``)."""
     if ax is None:
-        fig = _NotebookFigure(figsize=FIGSIZE, layout="constrained")
+        fig = (figure_class or NotebookFigure)(figsize=FIGSIZE, layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure  # type: ignore[assignment]
@@ -140,18 +172,6 @@ def no_data(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
     ax.set_xticks([])
     ax.set_yticks([])
-
-
-def human(x: float) -> str:
-    """A short label for a count or bucket bound: 950, 1.5K, 2M, 4G."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
-
-
-#: Axis ticks as short numbers: 200K rather than 200000.
-HUMAN_TICKS = FuncFormatter(lambda x, _pos: human(x))
 
 
 def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -170,34 +190,8 @@ def value_column(df: pd.DataFrame, value: str | None, *, exclude: Sequence[str] 
     for name in ("value", "count"):
         if name in df.columns:
             return name
-    numeric = [c for c in df.select_dtypes("number").columns if c not in exclude]
+    # A decoded column's raw twin (``errno_raw``) is an id, not a quantity.
+    numeric = [c for c in df.select_dtypes("number").columns if c not in exclude and not str(c).endswith("_raw")]
     if not numeric:
         raise ArgumentError(f"no numeric column to plot among {list(df.columns)}; pass value=")
     return str(numeric[-1])
-
-
-def row_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """One text label per row, joining the given key columns."""
-    if not columns:
-        return pd.Series([str(i) for i in df.index], index=df.index)
-    parts = [df[c].astype(str) for c in columns]
-    label = parts[0]
-    for part in parts[1:]:
-        label = label + " / " + part
-    return label
-
-
-def key_columns(df: pd.DataFrame, key: str | Sequence[str] | None, value: str) -> list[str]:
-    if key is not None:
-        keys = [key] if isinstance(key, str) else list(key)
-        require(df, keys, "this plot")
-        return keys
-    if "key" in df.columns:
-        return ["key"]
-    # A map's frame may name its key fields; otherwise every other column is the key.
-    named = df.attrs.get("key_columns")
-    if named:
-        return [c for c in named if c in df.columns]
-    return [c for c in df.columns if c != value and c not in ("time", "cpu")]
-
-

@@ -1,16 +1,27 @@
-"""Flame graphs from folded stacks, drawn with matplotlib rectangles."""
+"""Flame graphs from folded stacks: a picture, an interactive view, and a speedscope file.
+
+:func:`flame` draws with matplotlib rectangles onto a :class:`FlameFigure`;
+in a notebook the figure shows as an interactive flame graph (hover, click to
+zoom, search; :mod:`bpfnb.plot.interactive`), headless as the picture. Its
+:meth:`FlameFigure.speedscope` writes the same stacks in speedscope's file
+format, which speedscope opens as it is.
+"""
 
 from __future__ import annotations
 
+import json
 import zlib
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.collections import PatchCollection
+from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 from ..errors import ArgumentError
-from .figure import drawing, human, new_axes, no_data, require
+from .figure import NotebookFigure, drawing, new_axes, no_data, require
+from .units import COUNT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["flame", "flame_rectangles", "with_stacks"]
+__all__ = ["FlameFigure", "flame", "flame_rectangles", "flame_tree", "with_stacks"]
 
 
 def with_stacks(
@@ -103,6 +114,28 @@ def flame_rectangles(folded: pd.Series, *, sep: str = ";") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "depth", "x", "width"])
 
 
+def flame_tree(folded: pd.Series, *, sep: str = ";") -> dict[str, Any]:
+    """Folded stacks as a tree: ``{"n": name, "v": weight, "c": [children]}``, the root named ``all``.
+
+    Children are sorted by name, as :func:`flame_rectangles` lays them out.
+    """
+    root: dict[str, Any] = {"n": "all", "v": 0.0, "c": {}}
+    for stack, weight in folded.items():
+        if weight <= 0:
+            continue
+        node = root
+        node["v"] += float(weight)
+        for name in [f for f in str(stack).split(sep) if f] or ["[unknown]"]:
+            node = node["c"].setdefault(name, {"n": name, "v": 0.0, "c": {}})
+            node["v"] += float(weight)
+
+    def ordered(node: dict[str, Any]) -> dict[str, Any]:
+        children = [ordered(node["c"][name]) for name in sorted(node["c"])]
+        return {"n": node["n"], "v": node["v"], "c": children} if children else {"n": node["n"], "v": node["v"]}
+
+    return ordered(root)
+
+
 def _frame_colour(name: str) -> tuple[float, float, float]:
     """A stable warm colour per function name, as flamegraph.pl picks them."""
     h = zlib.crc32(name.encode())
@@ -139,11 +172,12 @@ def flame(
     sep : str, optional
         The frame separator.
     """
-    fig, ax = new_axes(ax, title)
+    fig, ax = new_axes(ax, title, figure_class=FlameFigure)
     if stacks is not None and not df.empty:
         df, stack = with_stacks(df, stacks, stack_id=stack_id), "folded"
-    rects = flame_rectangles(_folded(df, stack, count), sep=sep) if not df.empty else None
-    if rects is None or rects.empty:
+    folded = _folded(df, stack, count) if not df.empty else pd.Series(dtype=float)
+    rects = flame_rectangles(folded, sep=sep)
+    if rects.empty:
         no_data(ax, "stacks")
         return fig
     total = float(rects.loc[rects["depth"] == 0, "width"].sum())
@@ -154,13 +188,100 @@ def flame(
     patches = [Rectangle((x, depth), width, 0.95) for x, depth, width in boxes]
     ax.add_collection(PatchCollection(patches, facecolors=[_frame_colour(n) for n in names],
                                       edgecolors="white", linewidths=0.3))
+    # Characters that fit in a frame: the axes' width in points over a character's (~0.6 em at 7 pt).
+    width_chars = ax.get_position().width * fig.get_figwidth() * 72 / (7 * 0.6)
     for name, (x, depth, width) in zip(names, boxes):
-        if width >= total * 0.06:
-            ax.text(x + total * 0.003, depth + 0.45, name[: int(60 * width / total)], va="center", fontsize=6, clip_on=True)
+        room = int(width_chars * width / total) - 1
+        if room >= 4:
+            label = name if len(name) <= room else name[: room - 1] + "…"
+            ax.text(x + total * 0.003, depth + 0.45, label, va="center", fontsize=7, clip_on=True)
     ax.set_xlim(0, total)
     ax.set_ylim(0, int(rects["depth"].max()) + 1)
     ax.set_yticks([])
-    ax.set_xlabel(f"samples (total {human(total)})")
+    ax.set_xlabel(f"samples (total {COUNT.text(total)})")
+    if isinstance(fig, FlameFigure):
+        fig.bind(folded, sep=sep, title=title or "flame graph")
     return fig
+
+
+class FlameFigure(NotebookFigure):
+    """The figure of :func:`flame`: in a notebook an interactive flame graph, and a speedscope export."""
+
+    folded: pd.Series | None = None
+    _sep = ";"
+    _title = "flame graph"
+    _view: Any = None
+
+    def bind(self, folded: pd.Series, *, sep: str, title: str) -> None:
+        """Remember the stacks drawn (the flame function calls this)."""
+        self.folded, self._sep, self._title = folded, sep, title
+
+    def tree(self) -> dict[str, Any]:
+        """The stacks as the interactive view gets them (see :func:`flame_tree`)."""
+        return flame_tree(self.folded if self.folded is not None else pd.Series(dtype=float), sep=self._sep)
+
+    def colours(self) -> dict[str, str]:
+        """Each function's colour, the same in the picture and in the interactive view."""
+        names: set[str] = set()
+        for stack in (self.folded.index if self.folded is not None else []):
+            names.update(str(stack).split(self._sep))
+        return {name: to_hex(_frame_colour(name)) for name in names if name}
+
+    def speedscope(self, path: str | Path | None = None) -> dict[str, Any]:
+        """The stacks in speedscope's file format (a sampled profile); written to ``path`` if given.
+
+        speedscope (https://www.speedscope.app, or ``npx speedscope FILE``)
+        opens the file as it is: its "Left Heavy" view is this flame graph.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            Where to write the JSON file.
+
+        Returns
+        -------
+        dict
+            The file's content.
+        """
+        frames: dict[str, int] = {}
+        samples: list[list[int]] = []
+        weights: list[float] = []
+        for stack, weight in (self.folded.items() if self.folded is not None else []):
+            if weight <= 0:
+                continue
+            names = [f for f in str(stack).split(self._sep) if f] or ["[unknown]"]
+            samples.append([frames.setdefault(name, len(frames)) for name in names])  # root first
+            weights.append(float(weight))
+        content = {
+            "$schema": "https://www.speedscope.app/file-format-schema.json",
+            "shared": {"frames": [{"name": name} for name in frames]},
+            "profiles": [
+                {
+                    "type": "sampled",
+                    "name": self._title,
+                    "unit": "none",
+                    "startValue": 0,
+                    "endValue": sum(weights),
+                    "samples": samples,
+                    "weights": weights,
+                }
+            ],
+            "name": self._title,
+            "activeProfileIndex": 0,
+            "exporter": "bpfnb",
+        }
+        if path is not None:
+            Path(path).write_text(json.dumps(content))
+        return content
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(include, exclude)
+        if self.folded is not None and len(self.folded):
+            from .interactive import FlameView, widget_view
+
+            if self._view is None:
+                self._view = FlameView(self)
+            bundle.update(widget_view(self._view))
+        return bundle
 
 

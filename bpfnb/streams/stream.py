@@ -130,7 +130,9 @@ class Stream:
         """
         with self._consumer.lock:
             batches = list(self._consumer.batches)
-        return self._decoding.frame(batches)
+        frame = self._decoding.frame(batches)
+        frame.attrs["name"] = self.name  # plots and tables name what they show after it
+        return frame
 
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:
         """Write the rows held now to a Parquet file (options go to ``DataFrame.to_parquet``)."""

@@ -180,9 +180,69 @@ class MapLike:
 def test_the_default_kind_suits_the_object():
     hist = _live.live(MapLike(), interval=5)
     hist.stop()
-    assert (hist.kind, hist.title, hist.data["count"].tolist()) == ("hist", "dist", [4, 5])
+    assert (hist.kind, hist.name, hist.data["count"].tolist()) == ("hist", "dist", [4, 5])
+    # The plot's own title names the map; the status line gives the percentiles in the buckets' unit.
+    assert "p50 ≈ 2.1 · p90 ≈ 2.82" in hist.children[2].value
     plain = MapLike()
     plain.histogram = False
     bar = _live.live(plain, interval=5)
     bar.stop()
     assert bar.kind == "bar"
+
+
+class Buckets(Frames):
+    """A histogram in nanoseconds, as a latency map gives it."""
+
+    def __init__(self) -> None:
+        super().__init__(pd.DataFrame({"lo": [1024, 2048], "hi": [2047, 4095], "count": [10, 90]}))
+
+
+def test_a_histograms_status_line_gives_its_percentiles_in_units():
+    widget = _live.Live(Buckets(), kind="hist", interval=5, unit="ns")
+    widget.stop()
+    assert "p50 ≈ 2.96 µs · p90 ≈ 3.87 µs · p99 ≈ 4.07 µs" in widget.children[2].value
+
+
+def test_a_plot_no_one_can_see_draws_nothing_until_someone_can(source):
+    widget = _live.Live(source, kind="bar", interval=0.2)
+    try:
+        watch = widget._visibility
+        assert widget.seen and not watch.reported  # headless: no view has reported, so it draws
+        watch.report("view-1", seen=False)
+        assert not widget.seen
+        frames = widget.frames
+        source.frame = pd.DataFrame({"key": [8], "value": [8]})
+        time.sleep(0.8)
+        assert widget.frames == frames, "a hidden plot drew"
+        watch.report("view-1", seen=True)  # scrolled back into view: it draws at once
+        wait_for(lambda: widget.frames == frames + 1, "a frame once seen")
+        watch.report("view-2", seen=True)
+        watch.report("view-1", seen=False, gone=True)
+        assert widget.seen
+        watch.report("view-2", seen=False, gone=True)  # the last view closed
+        assert not widget.seen
+    finally:
+        widget.stop()
+
+
+def test_a_view_that_falls_silent_counts_as_gone_but_not_while_a_cell_runs(monkeypatch):
+    from bpfnb.live import visibility
+
+    class Events:
+        def __init__(self) -> None:
+            self.callbacks: dict[str, list] = {}
+
+        def register(self, name: str, callback) -> None:
+            self.callbacks.setdefault(name, []).append(callback)
+
+    shell = type("Shell", (), {"events": Events()})()
+    watch = visibility.Visibility(shell, on_seen=lambda: None)
+    watch.report("v", seen=True)
+    assert watch.seen
+    monkeypatch.setattr(visibility, "SILENCE", 0.0)  # its page closed without a word
+    time.sleep(0.01)
+    assert not watch.seen
+    shell.events.callbacks["pre_run_cell"][0]()  # a cell runs: the front end cannot be heard, its word stands
+    assert watch.seen
+    shell.events.callbacks["post_run_cell"][0]()
+    assert not watch.seen

@@ -260,6 +260,9 @@ def test_histograms_log2_linear_and_struct_keyed(no_leaks):
         assert dist["count"].sum() == 10 and len(dist) == 64
         p50 = percentiles(dist, q=[50]).iloc[0]
         assert (p50["lo"], p50["hi"]) == (131072, 262143)
+        # Given the unit of the values (here µs), the estimate and its bounds read in it.
+        assert prog["dist"].percentiles(q=[50], unit="us")["reads"].tolist() == ["184 ms (131 ms to 262 ms)"]
+        assert "reads" not in prog["dist"].percentiles(q=[50])  # "dist" says nothing of its unit
         assert "65536 -> 131071     : 3 " in repr(prog["dist"])
         assert "<pre>" in prog["dist"]._repr_html_()
 
@@ -500,7 +503,7 @@ def test_history_records_deltas_and_rates_and_stops_with_the_program(no_leaks):
     assert "stopped" in repr(recorder)
 
 
-def test_history_of_a_histogram_feeds_the_heatmap(no_leaks):
+def test_history_of_a_histogram_feeds_the_heatmap(no_leaks, tmp_path):
     import bpfnb.plot
 
     with Program(HISTOGRAMS) as prog:
@@ -513,7 +516,13 @@ def test_history_of_a_histogram_feeds_the_heatmap(no_leaks):
         assert list(latest.columns) == ["time", "slot", "lo", "hi", "count", "delta", "rate"]
         changed = latest[latest["delta"] > 0]
         assert changed[["slot", "delta"]].values.tolist() == [[17, 2.0], [18, 1.0]]
-        figure = bpfnb.plot.heatmap(recorder.df())
-        assert figure.axes
+        frame = recorder.df()
+        # What the plots need to say what they show travels with the frame, and survives Parquet.
+        assert frame.attrs == {
+            "buckets": "log2", "name": "dist", "interval": 600, "units": {"delta": "count", "rate": "count"}
+        }
+        frame.to_parquet(tmp_path / "history.parquet")
+        figure = bpfnb.plot.heatmap(frame)
+        assert figure.axes[1].get_ylabel() == "events per 10 min"
         by_struct = prog["bycomm"].history(interval=600)
         assert "count" in by_struct.record().columns
