@@ -363,7 +363,7 @@ before = old['counts'].df()['value'].sum()
 call_getppid(50)
 assert old['counts'].df()['value'].sum() >= before + 50, 'the old program stopped counting'
 rows = get_ipython().run_line_magic('bpf', 'ls').rows
-assert [r[0] for r in rows] == ['p'] and rows[0][1] == 'attached', rows
+assert [(r.name, r.state) for r in rows] == [('p', 'attached')], rows
 """
 
 RERUN = [
