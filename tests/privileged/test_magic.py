@@ -194,6 +194,37 @@ def test_completion_inside_bpf_cells(shell, code, expected, kind):
     assert {c.type for c in completions if c.text == expected} == {kind}
 
 
+def test_completion_after_prog_bracket_offers_its_map_names(shell):
+    from IPython.core.completer import provisionalcompleter
+
+    run(shell, COUNTER_CELL.format(name="syscalls", options="").replace("BPF_HASH(counts", "BPF_ARRAY(latency, u64, 4);\nBPF_HASH(counts"))
+    shell.user_ns["maps"] = shell.user_ns["syscalls"].maps
+    for code, expected in (('syscalls["', ["counts", "latency"]), ('syscalls["c', ["counts"]), ('maps["l', ["latency"])):
+        with provisionalcompleter():
+            completions = list(shell.Completer.completions(code, len(code)))
+        assert [c.text for c in completions] == expected, code
+    with pytest.raises(bpfnb.NoSuchMapError, match=r"has no map 'cnts': did you mean 'counts'\?"):
+        shell.user_ns["syscalls"]["cnts"]
+
+
+def test_the_stats_hint_shows_once_per_session_as_a_link(shell, monkeypatch):
+    from bpfnb import program as program_module
+
+    run(shell, COUNTER_CELL.format(name="first", options=""))
+    run(shell, COUNTER_CELL.format(name="second", options=""))
+    monkeypatch.setattr(program_module._STATS_HINT, "shown", False)  # as in a new session
+
+    def shown(name: str) -> BeautifulSoup:
+        bundle, _ = shell.display_formatter.format(shell.user_ns[name])
+        return BeautifulSoup(bundle["text/html"], "html.parser")
+
+    hint = shown("first").find(class_="bpfnb-note")
+    assert hint.get_text().startswith("Run counts and run times are off: %bpf stats on turns them on")
+    assert hint.code.get_text() == "%bpf stats on" and hint.a["href"].startswith("https://") and "`" not in hint.get_text()
+    for again in ("second", "first"):
+        assert "stats on" not in shown(again).get_text()
+
+
 def test_completion_leaves_python_cells_alone(shell):
     from IPython.core.completer import provisionalcompleter
 
