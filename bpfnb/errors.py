@@ -17,11 +17,15 @@
 
 Every error carries a one-line ``hint`` that says what to do. In IPython the
 error is shown without a traceback (``_render_traceback_``): the traceback of
-bpfnb's internals says nothing to someone whose C code has a typo.
+bpfnb's internals says nothing to someone whose C code has a typo. Where a
+name was misspelled (a map, a tracepoint, a helper), :func:`did_you_mean` puts
+the nearest real names into the message.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Callable
 
 __all__ = [
@@ -37,7 +41,24 @@ __all__ = [
     "PrivilegeError",
     "SetupError",
     "UnsupportedMapError",
+    "did_you_mean",
 ]
+
+def did_you_mean(message: str, name: str, candidates: Iterable[str], *, show: Callable[[str], str] = repr) -> str:
+    """``message``, followed by ``: did you mean 'counts'?`` when some of the candidates are near ``name``.
+
+    ``show`` writes each candidate as the message wants it (quoted by default).
+    """
+    scored = []
+    for candidate in dict.fromkeys(candidates):
+        matcher = difflib.SequenceMatcher(None, name, candidate)
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6:
+            scored.append((matcher.ratio(), candidate))
+    best = max((score for score, _ in scored), default=0.0)
+    # Only the names about as near as the nearest: one typo rarely leaves two real answers.
+    near = [candidate for score, candidate in sorted(scored, key=lambda s: (-s[0], s[1])) if score >= best - 0.05][:3]
+    return f"{message}: did you mean {' or '.join(map(show, near))}?" if near else message
+
 
 _DOCTOR_HINT = "Run `%bpf doctor` (or `bpfnb doctor` in a shell) to check this machine."
 

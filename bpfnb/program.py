@@ -23,7 +23,7 @@ from .display import html as _html
 from .engines import load
 from .engines.base import LoadedProgram, LoadOptions, MapSpec, Resource
 from .engines.hooks import Probe
-from .errors import ArgumentError, BpfnbError, NoSuchMapError
+from .errors import ArgumentError, BpfnbError, NoSuchMapError, did_you_mean
 from .kernel.stats import program_info, stats_enabled
 
 if TYPE_CHECKING:
@@ -228,6 +228,10 @@ class Program:
     def __getitem__(self, name: str) -> MapView:
         return self.maps[name]
 
+    def _ipython_key_completions_(self) -> list[str]:
+        # What IPython (and so Jupyter's Tab) offers inside prog["...
+        return self.map_names()
+
     def function_fd(self, function: str) -> int | None:
         """The fd of a loaded function (None if it is not loaded, or the program is detached)."""
         return None if self.closed else self._loaded.function_fd(function)
@@ -281,7 +285,7 @@ class Program:
         try:
             spec = self._loaded.map_spec(name)
         except KeyError:
-            raise NoSuchMapError(self._no_map(name)) from None
+            raise self._no_map(name) from None
         if not isinstance(spec, MapSpec):
             raise ArgumentError(
                 f"{name!r} is a map {self.engine} reports, not a ring or perf buffer",
@@ -365,9 +369,10 @@ class Program:
             return "detached"
         return "attached" if self._loaded.attachments else "loaded, not attached"
 
-    def _no_map(self, name: str) -> str:
+    def _no_map(self, name: str) -> NoSuchMapError:
         known = ", ".join(self.map_names()) or "none"
-        return f"program {self.name!r} has no map {name!r} (its maps: {known})"
+        problem = f"program {self.name!r} has no map {name!r}"
+        return NoSuchMapError(did_you_mean(problem, name, self.map_names()), hint=f"Its maps: {known}.")
 
     def _map_rows(self) -> Iterator[tuple[str, str, str, str, object]]:
         from .maps.view import entries_shown
@@ -407,14 +412,35 @@ class Program:
     def _stats_html(self) -> str:
         stats = self.stats()
         if not stats.attrs["stats_enabled"]:
-            return _html.note(
-                "Run counts and run times are off: `%bpf stats on` (or bpfnb.enable_stats()) turns them on."
-            )
+            return _STATS_HINT.once()
         rows = (
             (r.function, r.prog_id, r.run_count, f"{r.avg_ns:.0f}" if r.run_count else "-")
             for r in stats.itertuples()
         )
         return _html.table(["function", "prog id", "runs", "avg ns/run"], rows)
+
+
+class _OnceHint:
+    """A remark shown in the first display that needs it, and in no display after it in this process."""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+        self.shown = False
+
+    def once(self) -> str:
+        shown, self.shown = self.shown, True
+        return "" if shown else self.markup
+
+
+_STATS_HINT = _OnceHint(
+    _html.note(
+        _html.Markup(
+            "Run counts and run times are off: <code>%bpf stats on</code> turns them on for this kernel ("
+            + _html.link("how counting works", "https://docs.ebpf.io/linux/syscall/BPF_ENABLE_STATS/")
+            + ")."
+        )
+    )
+)
 
 
 class _Maps(Mapping[str, "MapView"]):
@@ -430,7 +456,7 @@ class _Maps(Mapping[str, "MapView"]):
             try:
                 spec = program._loaded.map_spec(name)
             except KeyError:
-                raise NoSuchMapError(program._no_map(name)) from None
+                raise program._no_map(name) from None
             from .maps.registry import map_view
 
             program._maps[name] = map_view(program, spec)
@@ -441,6 +467,9 @@ class _Maps(Mapping[str, "MapView"]):
 
     def __len__(self) -> int:
         return len(self._program.map_names())
+
+    def _ipython_key_completions_(self) -> list[str]:
+        return self._program.map_names()
 
 
 def _load_options(

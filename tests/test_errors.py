@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpfnb
 from bpfnb import BpfnbError, CompileError, PrivilegeError
+from bpfnb.errors import did_you_mean
 
 
 def test_short_rendering_has_message_details_and_hint_but_no_traceback():
@@ -48,3 +49,13 @@ def test_argument_and_map_errors_keep_their_python_meaning():
     assert issubclass(bpfnb.ArgumentError, ValueError)
     assert issubclass(bpfnb.NoSuchMapError, KeyError)
     assert str(bpfnb.NoSuchMapError("no map 'x'")) == "no map 'x'"
+
+
+def test_did_you_mean_names_only_the_nearest_candidates():
+    assert did_you_mean("no map 'cnts'", "cnts", ["counts", "latency"]) == "no map 'cnts': did you mean 'counts'?"
+    near = did_you_mean("x", "sched:sched_swtich", ["sched:sched_switch", "sched:sched_wakeup"], show=str)
+    assert near == "x: did you mean sched:sched_switch?"
+    # Two equally near names are both offered; nothing near leaves the message as it was.
+    assert did_you_mean("x", "ab1", ["ab2", "ab3", "zzz"]) == "x: did you mean 'ab2' or 'ab3'?"
+    assert did_you_mean("no map 'zzz'", "zzz", ["counts"]) == "no map 'zzz'"
+    assert did_you_mean("none", "a", []) == "none"

@@ -17,7 +17,8 @@ import re
 import signal
 from dataclasses import dataclass
 
-from ..errors import BpfnbError, CompileError, LoadError, PrivilegeError
+from ..errors import BpfnbError, CompileError, LoadError, PrivilegeError, did_you_mean
+from ..kernel.uapi import helper_names
 
 __all__ = [
     "SOURCE_FILE",
@@ -30,6 +31,7 @@ __all__ = [
     "load_error",
     "number_lines",
     "parse_diagnostics",
+    "undeclared_function",
     "verifier_tail",
 ]
 
@@ -105,6 +107,30 @@ def compile_error(output: str, *, compiler: str = "clang") -> CompileError:
         where = f" (in {first.file})" if first.file else ""
     count = f"{len(errors)} errors; first: " if len(errors) > 1 else ""
     return CompileError(f"the C code does not compile: {count}{first.message}{where}", details=details, line=first.cell_line)
+
+
+# clang before 16 warns (C89's implicit declaration); clang 16 and later refuse.
+_UNDECLARED = re.compile(r"(?:implicit declaration of|call to undeclared) function '(\w+)'")
+
+
+def undeclared_function(output: str) -> CompileError | None:
+    """The error for a call of a function the cell never declared, from clang's ``output``; None if none.
+
+    Where clang only warns, what follows (BCC's rewriter, libbpf's search for
+    the function as an extern, the verifier) would speak of something else.
+    A misspelled helper gets the nearest helper names.
+    """
+    for diagnostic in parse_diagnostics(output):
+        called = _UNDECLARED.search(diagnostic.message)
+        if called and diagnostic.file == SOURCE_FILE:
+            problem = f"{called[1]} is neither a BPF helper nor a function of the cell (line {diagnostic.line})"
+            return CompileError(
+                did_you_mean(problem, called[1], helper_names(), show=str),
+                hint="`%bpf helpers` lists the helpers and which program types may call them.",
+                details=cell_diagnostics(output),
+                line=diagnostic.line,
+            )
+    return None
 
 
 def compiler_crash(output: str, how: str) -> CompileError:

@@ -12,10 +12,10 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 
-from ..errors import ArgumentError, AttachError
+from ..errors import ArgumentError, AttachError, did_you_mean
 from ..kernel.constants import ATTACH_TYPES, PERF_EVENTS, PROG_TYPES, XDP_FLAGS
 from ..kernel.perf import online_cpus
-from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint, resolve_binary
+from ..kernel.tracefs import has_kprobes, has_raw_tracepoint, has_tracepoint, resolve_binary, similar_tracepoints
 
 __all__ = [
     "BPFTRACE",
@@ -301,13 +301,17 @@ def require_target(probe: Probe) -> None:
     if probe.kind == "tracepoint":
         category, _, event = probe.target.partition(":")
         if not has_tracepoint(category, event):
+            problem = f"there is no tracepoint {probe.target} on this kernel"
+            listed = f"{category}:*" if has_tracepoint(category, "") else "*"
             raise AttachError(
-                f"there is no tracepoint {probe.target} on this kernel.",
-                hint=f"`%bpf probes {category}:*` lists the tracepoints of {category!r}.",
+                did_you_mean(problem, probe.target, similar_tracepoints(probe.target), show=str),
+                hint=f"`%bpf probes {listed}` lists the tracepoints"
+                + (f" of {category!r}." if listed != "*" else f" (there is no category {category!r})."),
             )
     if probe.kind == "raw_tracepoint" and not has_raw_tracepoint(probe.target):
+        events = (name.partition(":")[2] for name in similar_tracepoints(probe.target))
         raise AttachError(
-            f"there is no raw tracepoint {probe.target} on this kernel.",
+            did_you_mean(f"there is no raw tracepoint {probe.target} on this kernel", probe.target, events, show=str),
             hint="Raw tracepoints are named like tracepoints without their category: `%bpf probes` lists them.",
         )
     if probe.kind in ("uprobe", "uretprobe"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from ..display.html import card, note, table
-from ..errors import ArgumentError, PrivilegeError, SetupError
+from ..errors import ArgumentError, PrivilegeError, SetupError, did_you_mean
 from .environment import tracefs_dir
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "has_tracepoint",
     "kprobe_functions",
     "resolve_binary",
+    "similar_tracepoints",
     "tracefs_root",
     "tracepoint",
     "tracepoints",
@@ -46,7 +47,7 @@ def tracefs_root() -> str:
 
 
 def has_tracepoint(category: str, event: str) -> bool:
-    """Whether tracepoint ``category:event`` exists on this kernel."""
+    """Whether tracepoint ``category:event`` exists on this kernel (with ``event`` empty: the category)."""
     return os.path.isdir(os.path.join(tracefs_root(), "events", category, event))
 
 
@@ -91,6 +92,22 @@ def tracepoints(pattern: str = "*") -> list[str]:
         for name in _all_tracepoints(tracefs_root())
         if fnmatchcase(name, pattern) or (":" not in pattern and fnmatchcase(name.partition(":")[2], pattern))
     ]
+
+
+def similar_tracepoints(name: str) -> list[str]:
+    """The tracepoints a misspelled ``name`` (``category:event``, or an event alone) may have meant.
+
+    Every tracepoint of the category when the category exists (the event is
+    the misspelled part), else every tracepoint: :func:`bpfnb.errors.did_you_mean`
+    picks the nearest. Empty when tracefs cannot be read.
+    """
+    try:
+        every = _all_tracepoints(tracefs_root())
+    except (SetupError, PrivilegeError):
+        return []
+    category, colon, _ = name.rpartition(":")
+    same_category = [t for t in every if t.startswith(category + ":")] if colon else []
+    return same_category or list(every)
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,10 @@ def tracepoint(name: str) -> Tracepoint:
     category, _, event = name.partition(":")
     path = os.path.join(tracefs_root(), "events", category, event, "format")
     if not event or not os.path.exists(path):
-        raise ArgumentError(f"no tracepoint {name!r}; list them with probes('{category or '*'}:*')")
+        raise ArgumentError(
+            did_you_mean(f"no tracepoint {name!r}", name, similar_tracepoints(name)),
+            hint=f"List them with probes('{category or '*'}:*').",
+        )
     text = _read(path, f"the format of {name}")
     parsed = [TracepointField.parse(line) for line in text.splitlines()]
     fields = tuple(f for f in parsed if f is not None)

@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
+from ..engines.base import Summary
 from ..plot.tables import table_html
 from .drawing import MIN_INTERVAL, check_kind, draw_frame, frame_summary
 from .output import CellParent, SavedOutput
@@ -313,9 +314,20 @@ class Live(widgets.VBox):
     def _ipython_display_(self) -> None:
         self._saved.show()
 
+    def _state(self) -> str:
+        if not self.running:
+            return self._stop_reason
+        return "paused" if self.paused else "running"
+
+    def summary(self) -> Summary:
+        """Its row in ``%bpf ls``: what it draws, and what drawing costs."""
+        name = self.source.view.name if isinstance(self.source, ViewSource) else self.name or ""
+        cost = ""
+        if self.draw_seconds and self.running and not self.paused:
+            seconds = sum(self.draw_seconds) / len(self.draw_seconds)
+            cost = f"{seconds * 1e3:.0f} ms a frame ({seconds / self.interval:.1%} of a core)"
+        return Summary(f"live {self.kind}", name, self._state(), self._counters.get("rows"), cost=cost)
+
     def __repr__(self) -> str:
-        state = "running" if self.running else self._stop_reason
-        if self.running and self.paused:
-            state = "paused"
         name = f" of {self.name}" if self.name else ""
-        return f"<bpfnb.Live {self.kind}{name}: {state}, every {self.interval:g} s, {self.frames} frames>"
+        return f"<bpfnb.Live {self.kind}{name}: {self._state()}, every {self.interval:g} s, {self.frames} frames>"

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..display import html as _html
-from ..engines.base import Owner
+from ..engines.base import Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..plot.tables import table_html
 from ..plot.units import unit_for
@@ -209,6 +209,11 @@ class MapHistory:
         if self.error is not None:
             return f"stopped ({type(self.error).__name__}: {self.error})"
         return "recording" if self.running else "stopped"
+
+    def summary(self) -> Summary:
+        """Its row in ``%bpf ls``."""
+        every = f"a snapshot every {self.interval:g} s"
+        return Summary("history", self.view.name, self._state(), self._rows, cost=every)
 
     def __repr__(self) -> str:
         return (

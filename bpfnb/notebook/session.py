@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..display import html as _html
 from ..errors import AttachError, BpfnbError
 from ..program import Program
+from ..tools.session_listing import SessionListing
 from .options import CellOptions
 
 __all__ = ["Session", "SessionListing"]
@@ -77,41 +75,6 @@ class Session:
         return SessionListing(
             [(name, program) for name, program in self.programs.items() if not program.closed]
         )
-
-
-class SessionListing:
-    """A table of a session's programs with what each one holds."""
-
-    def __init__(self, programs: list[tuple[str, Program]]) -> None:
-        self.rows = [
-            (
-                name,
-                program.state,
-                "; ".join(f"{p.kind} {p.target}" for p in program.attachments) or "-",
-                ", ".join(program.map_names()) or "-",
-                "; ".join(_describe(r) for r in program.resources) or "-",
-            )
-            for name, program in programs
-        ]
-
-    _HEADERS = ("name", "state", "hooks", "maps", "running")
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return "no bpfnb programs in this session"
-        return _html.text_table(self._HEADERS, self.rows)
-
-    def _repr_html_(self) -> str:
-        if not self.rows:
-            return _html.card("bpfnb session", _html.note("No programs: run a %%bpf or %%bpftrace cell."))
-        return _html.card("bpfnb session", _html.table(self._HEADERS, self.rows))
-
-
-def _describe(resource: Any) -> str:
-    return repr(resource).splitlines()[0]
 
 
 def _holds_hook_of(program: Program, error: AttachError) -> bool:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..decode.decoders import Decoder
 from ..display import html as _html
-from ..engines.base import MapSpec, Owner
+from ..engines.base import MapSpec, Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..kernel.libbpf import map_info
 from .consumer import IDLE_WAIT, Consumer
@@ -179,6 +179,10 @@ class Stream:
         self._finalizer()
 
     # -- display -------------------------------------------------------------------
+
+    def summary(self) -> Summary:
+        """Its row in ``%bpf ls``."""
+        return Summary(f"stream ({self.kind})", self.name, self.state, len(self), self.rate, self.lost)
 
     def _summary(self) -> list[tuple[str, str]]:
         consumer = self._consumer

@@ -18,11 +18,11 @@ import re
 import subprocess
 import textwrap
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..display.html import Markup, card, code, table, text_table
+from ..display.html import Markup, card, code, details, heading, note, table, text_table
 from ..engines.bpftrace.runner import find_bpftrace
 from ..errors import PrivilegeError, SetupError
 from ..kernel import environment as env
@@ -76,9 +76,30 @@ class Check:
     """``ok``, ``warn``, ``fail`` or ``skip`` (``done`` in a :class:`FixReport`)."""
     detail: str
     fix: str = ""
+    group: str = ""
+    """Which part of the machine it checks: set-up, kernel config, attach types."""
 
 
-def _text(title: str, rows: Sequence[Check], *, width: int = 72) -> str:
+#: States that need the reader's attention: they come first, with their fixes.
+PROBLEMS = ("fail", "warn")
+
+
+def _problems_first(rows: Sequence[Check], ungrouped: str) -> tuple[list[Check], dict[str, list[Check]]]:
+    """The failures and warnings (failures first), and the other rows by group (``ungrouped`` if none)."""
+    problems = sorted((r for r in rows if r.state in PROBLEMS), key=lambda r: PROBLEMS.index(r.state))
+    groups: dict[str, list[Check]] = {}
+    for row in rows:
+        if row.state not in PROBLEMS:
+            groups.setdefault(row.group or ungrouped, []).append(row)
+    return problems, groups
+
+
+def _counts(rows: Sequence[Check]) -> str:
+    counts = {state: sum(row.state == state for row in rows) for state in (*STATES, "done")}
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+
+
+def _text_table(rows: Sequence[Check], width: int) -> str:
     lines: list[list[str]] = []
     for row in rows:
         detail = textwrap.wrap(row.detail, width, break_on_hyphens=False) or [""]
@@ -86,21 +107,52 @@ def _text(title: str, rows: Sequence[Check], *, width: int = 72) -> str:
         lines.extend(["", "", more] for more in detail[1:])
         if row.fix:
             lines.extend(["", "", line] for line in textwrap.wrap(f"fix: {row.fix}", width, break_on_hyphens=False))
-    return f"{title}\n{text_table(['check', 'state', 'detail'], lines)}"
+    return text_table(["check", "state", "detail"], lines)
 
 
-def _html(title: str, rows: Sequence[Check]) -> str:
-    cells = (
-        (r.check, Markup(f'<b class="bpfnb-{_STATE_CLASS.get(r.state, "")}">{html.escape(r.state)}</b>'), code(r.detail), code(r.fix))
-        for r in rows
-    )
-    return card(title, table(["check", "state", "detail", "fix"], cells))
+def _text(title: str, rows: Sequence[Check], ungrouped: str, *, width: int = 72) -> str:
+    problems, groups = _problems_first(rows, ungrouped)
+    sections = [title]
+    if problems:
+        sections.append(f"Needs attention ({len(problems)}):\n" + _text_table(problems, width))
+    for group, checks in groups.items():
+        sections.append(f"{group}: {_counts(checks)}\n" + _text_table(checks, width))
+    return "\n\n".join(sections)
+
+
+def _state(state: str) -> Markup:
+    return Markup(f'<b class="bpfnb-{_STATE_CLASS.get(state, "")}">{html.escape(state)}</b>')
+
+
+def _detail(row: Check) -> Markup:
+    """The detail, and under it the fix: prose gets the table's width instead of a narrow column each."""
+    fix = f'<div class="bpfnb-fix"><b>fix:</b> {code(row.fix)}</div>' if row.fix else ""
+    return Markup(f"{code(row.detail)}{fix}")
+
+
+def _html_table(rows: Sequence[Check]) -> Markup:
+    cells = ((r.check, _state(r.state), _detail(r)) for r in rows)
+    return table(["check", "state", "detail"], cells, nowrap=("check", "state"))
+
+
+def _html(title: str, rows: Sequence[Check], ungrouped: str) -> str:
+    problems, groups = _problems_first(rows, ungrouped)
+    parts: list[str] = []
+    if problems:
+        parts += [heading(f"Needs attention ({len(problems)})"), _html_table(problems)]
+    else:
+        parts.append(note("Nothing needs attention.", kind="ok"))
+    for group, checks in groups.items():
+        parts.append(details(f"{group}: {_counts(checks)}", _html_table(checks)))
+    return card(title, *parts)
 
 
 class _Table:
-    """Rows with a text table as ``repr``, an HTML table and a DataFrame."""
+    """Rows with a text table as ``repr``, an HTML table and a DataFrame; problems come first in both."""
 
     name = ""
+    #: The heading of rows that name no group.
+    ungrouped = "Other checks"
 
     def __init__(self, rows: Sequence[Check]) -> None:
         self.rows = tuple(rows)
@@ -117,21 +169,19 @@ class _Table:
     @property
     def title(self) -> str:
         """The table's heading, with a count of its states."""
-        counts = {state: sum(row.state == state for row in self.rows) for state in (*STATES, "done")}
-        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-        return f"{self.name}: {summary}"
+        return f"{self.name}: {_counts(self.rows)}"
 
     def __repr__(self) -> str:
-        return _text(self.title, self.rows)
+        return _text(self.title, self.rows, self.ungrouped)
 
     def _repr_html_(self) -> str:
-        return _html(self.title, self.rows)
+        return _html(self.title, self.rows, self.ungrouped)
 
     def df(self) -> pd.DataFrame:
-        """The rows as a pandas DataFrame with columns check, state, detail, fix."""
+        """The rows as a pandas DataFrame with columns check, state, detail, fix, group."""
         import pandas as pd
 
-        return pd.DataFrame([vars(r) for r in self.rows], columns=["check", "state", "detail", "fix"])
+        return pd.DataFrame([vars(r) for r in self.rows], columns=["check", "state", "detail", "fix", "group"])
 
 
 class DoctorReport(_Table):
@@ -152,6 +202,7 @@ class FixReport(_Table):
     """What ``bpfnb doctor --fix`` did; iterating it gives one line per action."""
 
     name = "bpfnb doctor --fix"
+    ungrouped = "Actions"
 
     def __iter__(self) -> Iterator[str]:
         for row in self.rows:
@@ -322,20 +373,15 @@ def report(*, refresh: bool = False) -> DoctorReport:
     if refresh:
         try_attach_types.cache_clear()
     tries = try_attach_types()
-    rows = [
-        *_privileges(),
-        *_bpf_syscall(tries),
-        *_bcc(),
-        *_bpftrace(),
-        *_headers(),
-        *_mounts(),
-        *_lockdown(),
-        *_memlock(),
-        *_stats(),
-        *_kernel_config(),
-        *_attach_types(tries),
-    ]
-    return DoctorReport(rows)
+    groups = {
+        "Set-up": [
+            *_privileges(), *_bpf_syscall(tries), *_bcc(), *_bpftrace(), *_headers(), *_mounts(), *_lockdown(),
+            *_memlock(), *_stats(),
+        ],
+        "Kernel config": _kernel_config(),
+        "Attach types (tried for real)": _attach_types(tries),
+    }  # fmt: skip
+    return DoctorReport([replace(row, group=group) for group, rows in groups.items() for row in rows])
 
 
 # -- fixes ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ types it may be called (:mod:`bpfnb.tools.helper_support`).
 from __future__ import annotations
 
 import functools
-import glob
 import os
 import re
 import textwrap
@@ -17,7 +16,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from ..errors import ArgumentError, SetupError
+from ..errors import ArgumentError
+from ..kernel.uapi import find_header, helper_ids, read_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,43 +103,6 @@ class HelperDoc:
     returns: str = ""
 
 
-def find_header() -> str:
-    """Path of the newest ``linux/bpf.h`` on the machine (the one with most helpers).
-
-    Candidates are linux-libc-dev's ``/usr/include/linux/bpf.h`` and the uapi
-    copies in the kernel header trees under ``/usr/src``.
-    """
-    candidates = ["/usr/include/linux/bpf.h", *sorted(glob.glob("/usr/src/*/include/uapi/linux/bpf.h"))]
-    found = [path for path in candidates if os.path.exists(path)]
-    if not found:
-        raise SetupError(
-            "no linux/bpf.h on this machine",
-            hint="Install the uapi headers: `apt-get install linux-libc-dev`.",
-        )
-    return max(found, key=lambda path: (len(_helper_ids(_read(path))), path.startswith("/usr/src")))
-
-
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
-def _helper_ids(header: str) -> dict[str, int]:
-    """``{name: BPF_FUNC id}`` from the header's ``__BPF_FUNC_MAPPER`` list.
-
-    Kernels up to 6.1 number helpers by position (``FN(name)``); newer headers
-    spell the number out (``FN(name, 42, ##ctx)``) in ``___BPF_FUNC_MAPPER``.
-    """
-    match = re.search(r"#define ___?BPF_FUNC_MAPPER\(FN(?:, ctx\.\.\.)?\)\s*\\\n(.*?)\n\s*/\* \*/", header, re.S)
-    if not match:
-        return {}
-    ids = {}
-    for position, entry in enumerate(re.finditer(r"FN\((\w+)(?:,\s*(\d+))?", match.group(1))):
-        name, number = entry.groups()
-        ids[name] = int(number) if number is not None else position
-    return ids
-
-
 def _doc_blocks(header: str) -> dict[str, HelperDoc]:
     """The helper descriptions of the big comment that ``scripts/bpf_doc.py`` turns into a man page."""
     start = header.find("Start of BPF helper function descriptions:")
@@ -183,7 +146,7 @@ def parse_header(text: str) -> list[HelperDoc]:
     """Every helper of a ``linux/bpf.h`` text, ordered by id (``unspec``, id 0, left out)."""
     docs = _doc_blocks(text)
     result = []
-    for name, number in sorted(_helper_ids(text).items(), key=lambda item: item[1]):
+    for name, number in sorted(helper_ids(text).items(), key=lambda item: item[1]):
         if number == 0:
             continue
         doc = docs.get(name)
@@ -196,7 +159,7 @@ def parse_header(text: str) -> list[HelperDoc]:
 
 @functools.lru_cache(maxsize=4)
 def _catalog(path: str, mtime: float) -> tuple[HelperDoc, ...]:
-    return tuple(parse_header(_read(path)))
+    return tuple(parse_header(read_header(path)))
 
 
 def helper_docs() -> tuple[HelperDoc, ...]:

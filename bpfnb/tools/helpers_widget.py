@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import re
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+from ..display.html import card, heading, note, prose
 from ..errors import ArgumentError, BpfnbError
 from ..kernel.constants import PROG_TYPES
 from .helpers import CATEGORIES, helpers
@@ -15,18 +15,9 @@ from .helpers import CATEGORIES, helpers
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HelpersBrowser", "helpers_widget", "rst_to_html"]
+__all__ = ["HelpersBrowser", "helpers_widget"]
 
 _ANY = "(any)"
-
-
-def rst_to_html(text: str) -> str:
-    """The header's light reStructuredText (``**bold**``, ``*italic*``, blank-line paragraphs) as HTML."""
-    escaped = html.escape(text).replace("\\ ", "")
-    escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
-    escaped = re.sub(r"\*(\S(?:.*?\S)?)\*", r"<i>\1</i>", escaped)
-    paragraphs = [p for p in re.split(r"\n\s*\n", escaped) if p.strip()]
-    return "".join(f"<p style='white-space:pre-wrap;margin:4px 0'>{p}</p>" for p in paragraphs)
 
 
 class HelpersBrowser(widgets.VBox):
@@ -35,18 +26,22 @@ class HelpersBrowser(widgets.VBox):
     def __init__(self, catalog: pd.DataFrame, *, pattern: str = "", prog_type: str | None = None, remark: str = "") -> None:
         self.catalog = catalog
         types = sorted({t for ts in catalog["supported"] for t in ts})
-        self.search = widgets.Text(value=pattern, placeholder="name contains…", description="search")
-        self.category = widgets.Dropdown(options=[_ANY, *CATEGORIES], description="category")
+        # Labels as wide as their words, so that none is cut to "program t…".
+        label = {"description_width": "initial"}
+        self.search = widgets.Text(value=pattern, placeholder="name contains…", description="search", style=label)
+        self.category = widgets.Dropdown(options=[_ANY, *CATEGORIES], description="category", style=label)
         self.prog_type = widgets.Dropdown(
-            options=[_ANY, *types], value=prog_type if prog_type in types else _ANY, description="program type"
+            options=[_ANY, *types], value=prog_type if prog_type in types else _ANY, description="program type",
+            style=label,
         )
-        self.names = widgets.Select(options=[], rows=14, layout=widgets.Layout(width="34%"))
-        self.doc = widgets.HTML(layout=widgets.Layout(width="64%"))
+        # List and documentation share one height (the documentation scrolls), leaving no blank area under either.
+        self.names = widgets.Select(options=[], layout=widgets.Layout(width="32%", min_width="16em", height="24em"))
+        self.doc = widgets.HTML(layout=widgets.Layout(width="66%", height="24em", overflow="auto", padding="0 8px"))
         self.count = widgets.HTML()
         for control in (self.search, self.category, self.prog_type):
             control.observe(self._on_filter_changed, names="value")
         self.names.observe(self._on_selection_changed, names="value")
-        header = widgets.HBox([self.search, self.category, self.prog_type])
+        header = widgets.HBox([self.search, self.category, self.prog_type], layout=widgets.Layout(flex_flow="row wrap"))
         parts: list[widgets.Widget] = [header, self.count, widgets.HBox([self.names, self.doc])]
         if remark:
             parts.insert(1, widgets.HTML(f"<i>{html.escape(remark)}</i>"))
@@ -74,23 +69,26 @@ class HelpersBrowser(widgets.VBox):
 
     def _on_selection_changed(self, _change: object = None) -> None:
         if self.names.value is None:
-            self.doc.value = "<i>no helper matches</i>"
+            self.doc.value = card("no helper matches", note("Change the search text or the filters."))
             return
         row = self.catalog[self.catalog["name"] == self.names.value].iloc[0]
         supported = ", ".join(row["supported"]) or "no program type that could be loaded here"
         conditions = "".join(
             f"<li>{html.escape(t)}: {html.escape(why)}</li>" for t, why in (row["conditions"] or {}).items()
         )
-        self.doc.value = (
-            f"<div style='font-size:13px'><code>{html.escape(row['signature'] or row['name'])}</code>"
-            f"<div>id {row['id']} · {html.escape(row['category'])}</div>"
-            f"{rst_to_html(row['description'])}"
-            + (f"<b>Returns</b>{rst_to_html(row['returns'])}" if row["returns"] else "")
-            + f"<b>Accepted by this kernel in</b><div>{html.escape(supported)}</div>"
-            + (f"<b>Only under a condition</b><ul>{conditions}</ul>" if conditions else "")
-            + (f"<b>Shown at work in</b><div>{html.escape(row['example'])}</div>" if row["example"] else "")
-            + "</div>"
-        )
+        parts = [
+            f"<pre>{html.escape(row['signature'] or row['name'])}</pre>",
+            f"<div>id {row['id']} · {html.escape(row['category'])}</div>",
+            prose(row["description"]),
+        ]
+        if row["returns"]:
+            parts += [heading("Returns"), prose(row["returns"])]
+        parts += [heading("Accepted by this kernel in"), f"<div>{html.escape(supported)}</div>"]
+        if conditions:
+            parts += [heading("Only under a condition"), f"<ul>{conditions}</ul>"]
+        if row["example"]:
+            parts += [heading("Shown at work in"), f"<div>{html.escape(row['example'])}</div>"]
+        self.doc.value = card(row["name"], *parts)
 
     def __repr__(self) -> str:
         return f"<HelpersBrowser {self.count.value}; selected {self.names.value}>"

@@ -8,13 +8,12 @@ shows one tracepoint's argument fields (what ``args->`` holds in a
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..display.html import card, note
-from ..errors import PrivilegeError
-from ..kernel.tracefs import Tracepoint, kprobe_functions, tracepoint, tracepoints, uprobe_symbols
+from ..display.html import card, code_list, note, table
+from ..errors import PrivilegeError, did_you_mean
+from ..kernel.tracefs import Tracepoint, kprobe_functions, similar_tracepoints, tracepoint, tracepoints, uprobe_symbols
 
 __all__ = ["ProbeList", "probes"]
 
@@ -51,10 +50,15 @@ class ProbeList:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li><code>{html.escape(self.kind)}:{html.escape(n)}</code></li>" for n in self.names[:_SHOWN])
+        groups: dict[str, list[str]] = {}
+        for name in self.names[:_SHOWN]:
+            group, _, event = name.rpartition(":")
+            groups.setdefault(group, []).append(event)
+        header = {"tracepoint": "category", "uprobe": "binary"}.get(self.kind, self.kind)
+        rows = [(group or self.kind, code_list(events)) for group, events in groups.items()]
         more = note(f"... and {len(self.names) - _SHOWN} more; narrow the pattern") if len(self.names) > _SHOWN else ""
-        body = f'<ul style="columns:3;margin:4px 0">{items}</ul>'
-        return card(self._title(), body, more, note(self.remark) if self.remark else "")
+        listing = table([header, "probes"], rows, nowrap=[header]) if rows else ""
+        return card(self._title(), listing, more, note(self.remark) if self.remark else "")
 
 
 def probes(pattern: str | None = None, *, binary: str | None = None) -> ProbeList | Tracepoint:
@@ -82,6 +86,8 @@ def probes(pattern: str | None = None, *, binary: str | None = None) -> ProbeLis
         except PrivilegeError as exc:
             return ProbeList("kprobe", pattern, (), remark=exc.message + ". " + exc.hint)
     names = tracepoints(pattern)
-    if len(names) == 1 and not any(ch in pattern for ch in "*?["):
+    exact = not any(ch in pattern for ch in "*?[")
+    if len(names) == 1 and exact:
         return tracepoint(names[0])
-    return ProbeList("tracepoint", pattern, tuple(names))
+    remark = did_you_mean("No such tracepoint", pattern, similar_tracepoints(pattern), show=str) if exact and not names else ""
+    return ProbeList("tracepoint", pattern, tuple(names), remark=remark)

@@ -41,7 +41,8 @@ def test_a_cell_binds_a_program_that_ls_lists_and_detach_stops(shell: Interactiv
     assert result.success and result.result is program and isinstance(program, bpfnb.Program)
     assert program.engine == "bpftrace"
     (row,) = shell.run_line_magic("bpf", "ls").rows
-    assert row[:4] == ("execs", "attached", "bpftrace tracepoint:sched:sched_process_exec", "@execs")
+    assert (row.name, row.kind, row.state) == ("execs", "program (bpftrace)", "attached")
+    assert row.details == "bpftrace tracepoint:sched:sched_process_exec; maps @execs"
     pid = bpftrace_pid()
     shell.run_line_magic("bpf", "detach execs")
     assert program.closed and gone(pid) and "detached execs" in capsys.readouterr().out

@@ -106,6 +106,20 @@ def jupyterlab(root: Path) -> Iterator[str]:
         log.close()
 
 
+@contextlib.contextmanager
+def notebook_page(root: Path, name: str) -> Iterator:
+    """The notebook ``root/name`` open in headless Chromium with its kernel idle; yields the page."""
+    with jupyterlab(root) as base, playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        try:
+            page.goto(f"{base}/lab/tree/{name}?token={TOKEN}")
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
+            yield page
+        finally:
+            browser.close()
+
+
 STARTED = re.compile(r"\[(\*|\d+)\]")
 
 
@@ -134,12 +148,8 @@ def run_cells(page, cells, first: int, count: int) -> None:
 def test_live_plot_renders_and_updates_in_chromium(tmp_path):
     name, live_cell, last_cell = prepare_notebook(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
-    with jupyterlab(tmp_path) as base, playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    with notebook_page(tmp_path, name) as page:
         try:
-            page.goto(f"{base}/lab/tree/{name}?token={TOKEN}")
-            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
             cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
             run_cells(page, cells, 0, live_cell + 1)
 
@@ -188,4 +198,3 @@ def test_live_plot_renders_and_updates_in_chromium(tmp_path):
             # What each cell showed, for reading a failure without the page.
             texts = page.locator(".jp-NotebookPanel .jp-Cell").all_inner_texts()
             (ARTIFACTS / "live-plot-cells.txt").write_text("\n\n".join(f"--- cell {i}\n{t}" for i, t in enumerate(texts)))
-            browser.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -115,8 +116,12 @@ def test_shell_doctor_prints_the_table_and_exits_0_here():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("bpfnb doctor: ")
-    assert lines[1].split() == ["check", "state", "detail"]
+    assert lines[0].startswith("bpfnb doctor: ") and lines[1] == ""
+    # Warnings, where there are some, come first; then each group of checks with its own table.
+    titles = [lines[i - 1].rsplit(":", 1)[0] for i, line in enumerate(lines) if line.split() == ["check", "state", "detail"]]
+    assert titles[-3:] == ["Set-up", "Kernel config", "Attach types (tried for real)"]
+    problems = re.search(r"(\d+) warn", lines[0])
+    assert titles[:-3] == ([f"Needs attention ({problems[1]})"] if problems else [])
     assert any(line.split()[:3] == ["attach:", "tracepoint", "ok"] for line in lines)
 
 

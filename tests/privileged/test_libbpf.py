@@ -121,7 +121,7 @@ def test_magic_cell_is_built_by_libbpf(shell: InteractiveShell) -> None:
     frame = shell.user_ns["forks"]["seen"].df()
     assert frame[frame["key"] == child][["ppid", "comm"]].values.tolist() == [[ME, COMM]]
     listing = shell.run_line_magic("bpf", "ls")
-    assert [row[:2] for row in listing.rows] == [("forks", "attached")]
+    assert [(row.name, row.kind, row.state) for row in listing.rows] == [("forks", "program (libbpf)", "attached")]
     assert "tp_btf/sched_process_fork" in repr(listing)
 
     # An error is shown at the cell's own line, and leaves the last good program alone.

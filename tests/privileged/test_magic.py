@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import time
 
 import pytest
+from bs4 import BeautifulSoup
 from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
@@ -77,16 +79,17 @@ def test_a_failed_rerun_keeps_the_program_that_works(shell, workload):
     assert shell.user_ns["syscalls"] is working and not working.closed
     pid = run_workload(workload, 10)
     assert working["counts"][pid] == 10
-    assert [row[0] for row in shell.run_line_magic("bpf", "ls").rows] == ["syscalls"]
+    assert [row.name for row in shell.run_line_magic("bpf", "ls").rows] == ["syscalls"]
 
 
 def test_ls_and_detach(shell, capsys):
     run(shell, COUNTER_CELL.format(name="one", options=""))
     run(shell, COUNTER_CELL.format(name="two", options="--no-attach"))
     listing = shell.run_line_magic("bpf", "ls")
-    assert [row[:2] for row in listing.rows] == [("one", "attached"), ("two", "loaded, not attached")]
+    assert [(row.name, row.state) for row in listing.rows] == [("one", "attached"), ("two", "loaded, not attached")]
     assert "tracepoint syscalls:sys_enter_getppid" in repr(listing)
-    assert "<table>" in listing._repr_html_()
+    page = BeautifulSoup(listing._repr_html_(), "html.parser")
+    assert [tr.td.get_text() for tr in page.select("table.bpfnb-t tbody tr")] == ["one", "two"]
     shell.run_line_magic("bpf", "detach one")
     assert shell.user_ns["one"].closed and not shell.user_ns["two"].closed
     shell.run_line_magic("bpf", "detach --all")
@@ -191,6 +194,37 @@ def test_completion_inside_bpf_cells(shell, code, expected, kind):
     assert {c.type for c in completions if c.text == expected} == {kind}
 
 
+def test_completion_after_prog_bracket_offers_its_map_names(shell):
+    from IPython.core.completer import provisionalcompleter
+
+    run(shell, COUNTER_CELL.format(name="syscalls", options="").replace("BPF_HASH(counts", "BPF_ARRAY(latency, u64, 4);\nBPF_HASH(counts"))
+    shell.user_ns["maps"] = shell.user_ns["syscalls"].maps
+    for code, expected in (('syscalls["', ["counts", "latency"]), ('syscalls["c', ["counts"]), ('maps["l', ["latency"])):
+        with provisionalcompleter():
+            completions = list(shell.Completer.completions(code, len(code)))
+        assert [c.text for c in completions] == expected, code
+    with pytest.raises(bpfnb.NoSuchMapError, match=r"has no map 'cnts': did you mean 'counts'\?"):
+        shell.user_ns["syscalls"]["cnts"]
+
+
+def test_the_stats_hint_shows_once_per_session_as_a_link(shell, monkeypatch):
+    from bpfnb import program as program_module
+
+    run(shell, COUNTER_CELL.format(name="first", options=""))
+    run(shell, COUNTER_CELL.format(name="second", options=""))
+    monkeypatch.setattr(program_module._STATS_HINT, "shown", False)  # as in a new session
+
+    def shown(name: str) -> BeautifulSoup:
+        bundle, _ = shell.display_formatter.format(shell.user_ns[name])
+        return BeautifulSoup(bundle["text/html"], "html.parser")
+
+    hint = shown("first").find(class_="bpfnb-note")
+    assert hint.get_text().startswith("Run counts and run times are off: %bpf stats on turns them on")
+    assert hint.code.get_text() == "%bpf stats on" and hint.a["href"].startswith("https://") and "`" not in hint.get_text()
+    for again in ("second", "first"):
+        assert "stats on" not in shown(again).get_text()
+
+
 def test_completion_leaves_python_cells_alone(shell):
     from IPython.core.completer import provisionalcompleter
 
@@ -207,11 +241,49 @@ def test_ls_lists_running_streams_only(shell):
     )
     assert run(shell, cell).success
     stream = shell.user_ns["execs"].stream("events", event_type=ctypes.c_uint32)
-    (row,) = shell.run_line_magic("bpf", "ls").rows
-    assert "events" in row[-1]
+    program, events = shell.run_line_magic("bpf", "ls").rows
+    assert (program.name, program.kind, program.details) == ("execs", "program (bcc)", "tracepoint syscalls:sys_enter_getppid; maps events")
+    assert (events.name, events.kind, events.state) == ('execs["events"]', "stream (ring buffer)", "running")
     stream.stop()
     (row,) = shell.run_line_magic("bpf", "ls").rows
-    assert row[-1] == "-"
+    assert row.name == "execs"
+
+
+def test_ls_measures_rates_and_costs_of_programs_streams_and_plots(shell):
+    cell = (
+        "%%bpf execs\nBPF_HASH(counts, u32, u64);\nBPF_RINGBUF_OUTPUT(events, 8);\n"
+        "TRACEPOINT_PROBE(raw_syscalls, sys_enter) {\n"
+        "    u32 pid = bpf_get_current_pid_tgid() >> 32;\n    counts.increment(pid);\n"
+        "    events.ringbuf_output(&pid, sizeof(pid), 0);\n    return 0;\n}\n"
+    )
+    assert run(shell, cell).success
+    program = shell.user_ns["execs"]
+    stream = program.stream("events", event_type=ctypes.c_uint32)
+    bars = program["counts"].live(kind="bar", top=3)
+    deadline = time.monotonic() + 30
+    while not (bars.frames and stream.received) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    bpfnb.enable_stats()
+    try:
+        listing = shell.run_line_magic("bpf", "ls")
+    finally:
+        bpfnb.disable_stats()
+    rows = {row.kind: row for row in listing.rows}
+    assert list(rows) == ["program (bcc)", "stream (ring buffer)", "live bar"]
+    # System calls happen all the time: the program ran during the window, and its cost was measured.
+    prog_row = rows["program (bcc)"]
+    assert prog_row.rate is not None and prog_row.rate > 0 and "ns a run" in prog_row.cost
+    assert prog_row.rows is not None and prog_row.rows >= 1
+    assert 0 < rows["stream (ring buffer)"].rows <= len(stream)  # the stream goes on receiving
+    assert rows["stream (ring buffer)"].lost is not None and rows["stream (ring buffer)"].rate is not None
+    live = rows["live bar"]
+    assert (live.name, live.state) == ('execs["counts"]', "running") and "of a core" in live.cost
+    page = BeautifulSoup(listing._repr_html_(), "html.parser")
+    cells = [[td.get_text() for td in tr.find_all("td")] for tr in page.select("table.bpfnb-t tbody tr")]
+    assert [c[0] for c in cells] == ["execs", 'execs["events"]', 'execs["counts"]']
+    assert "<bpfnb." not in page.get_text() and "`" not in page.get_text()
+    bars.stop()
+    stream.stop()
 
 
 def test_doctor_helpers_probes_and_stats_subcommands(shell, capsys):

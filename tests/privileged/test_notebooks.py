@@ -207,6 +207,9 @@ def test_notebook_runs_clean(path, kernel_name, no_leaks):
     NotebookClient(
         nb, kernel_name=kernel_name, timeout=120, resources={"metadata": {"path": str(path.parent)}}
     ).execute()
+    # Nothing a notebook does shows as a (pink) stderr block: notices are part of the displays.
+    stderr = [i for i, c in enumerate(nb.cells) if any(o.get("name") == "stderr" for o in c.get("outputs", []))]
+    assert not stderr, f"cells writing to stderr: {stderr}"
     check = CHECKS.get(path.name)
     if check is not None:
         check(nb)

@@ -455,6 +455,8 @@ def test_asking_for_a_map_that_is_not_there_lists_the_maps(no_leaks):
     from bpfnb import NoSuchMapError
 
     with Program(GETPPID_COUNTER) as program:
-        with pytest.raises(NoSuchMapError, match=r"has no map 'cuonts' \(its maps: counts\)"):
+        with pytest.raises(NoSuchMapError, match=r"has no map 'cuonts': did you mean 'counts'\?") as caught:
             program["cuonts"]
+        assert caught.value.hint == "Its maps: counts."
         assert list(program.maps) == ["counts"]
+        assert program._ipython_key_completions_() == ["counts"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 
 from bpfnb.tools import cli as _cli
 from bpfnb.tools.doctor import Check, DoctorReport, FixReport, link_generic_headers
@@ -90,14 +92,18 @@ ROWS = [
 ]
 
 
-def test_report_text_table():
+def test_report_text_puts_problems_first():
     report = DoctorReport(ROWS)
     text = repr(report)
-    lines = text.splitlines()
-    assert lines[0] == "bpfnb doctor: 1 ok, 1 warn, 1 fail, 1 skip"
-    assert lines[1].split() == ["check", "state", "detail"]
-    assert any(line.split()[:3] == ["tracefs", "fail", "not"] for line in lines)
-    assert "fix: `sudo bpfnb doctor --fix`" in text
+    sections = text.split("\n\n")
+    assert sections[0] == "bpfnb doctor: 1 ok, 1 warn, 1 fail, 1 skip"
+    assert sections[1].splitlines()[0] == "Needs attention (2):"
+    assert [line.split()[:2] for line in sections[1].splitlines()[3:] if line[:1] != " "] == [
+        ["tracefs", "fail"],
+        ["kernel", "headers"],
+    ]
+    assert "fix: `sudo bpfnb doctor --fix`" in sections[1]
+    assert sections[2].splitlines()[0] == "Other checks: 1 ok, 1 skip"
     assert not report.ok
     assert report.failures == (ROWS[2],)
     assert report["kernel headers"].state == "warn"
@@ -105,19 +111,31 @@ def test_report_text_table():
         report["nothing"]
 
 
-def test_report_html_colours_states_and_escapes():
-    report = DoctorReport([*ROWS, Check("<odd>", "ok", "a & b")])
-    page = report._repr_html_()
-    assert '<b class="bpfnb-bad">fail</b>' in page
-    assert '<b class="bpfnb-note">warn</b>' in page
-    assert '<b class="bpfnb-ok">ok</b>' in page
-    assert "&lt;odd&gt;" in page and "a &amp; b" in page
-    assert "<td><code>sudo bpfnb doctor --fix</code></td>" in page
+def test_report_html_problems_first_then_groups():
+    rows = [replace(row, group="Set-up") for row in ROWS] + [Check("attach: xdp", "ok", "loaded", group="Attach types")]
+    page = BeautifulSoup(DoctorReport([*rows, Check("<odd>", "ok", "a & b", group="Set-up")])._repr_html_(), "html.parser")
+    tables = page.select(".bpfnb-card table.bpfnb-t")
+    first = [[td.get_text() for td in tr.find_all("td")] for tr in tables[0].select("tbody tr")]
+    assert [row[:2] for row in first] == [["tracefs", "fail"], ["kernel headers", "warn"]]
+    assert tables[0].select_one(".bpfnb-fix").get_text() == "fix: sudo bpfnb doctor --fix"
+    assert tables[0].select_one(".bpfnb-fix code").get_text() == "sudo bpfnb doctor --fix"
+    assert tables[0].find_previous(class_="bpfnb-h").get_text() == "Needs attention (2)"
+    groups = page.find_all("details")
+    assert [g.summary.get_text() for g in groups] == ["Set-up: 2 ok, 1 skip", "Attach types: 1 ok"]
+    assert [tr.td.get_text() for tr in groups[0].select("tbody tr")] == ["privileges", "kernel config", "<odd>"]
+    assert [th.get_text() for th in groups[1].select("th")] == ["check", "state", "detail"]
+    assert page.find("b", class_="bpfnb-bad").get_text() == "fail" and page.find("b", class_="bpfnb-note")
+    assert "`" not in page.get_text()
+
+
+def test_report_with_nothing_to_fix_says_so():
+    page = BeautifulSoup(DoctorReport([ROWS[0]])._repr_html_(), "html.parser")
+    assert page.find(class_="bpfnb-ok").get_text() == "Nothing needs attention."
 
 
 def test_report_dataframe():
     frame = DoctorReport(ROWS).df()
-    assert list(frame.columns) == ["check", "state", "detail", "fix"]
+    assert list(frame.columns) == ["check", "state", "detail", "fix", "group"]
     assert frame["state"].tolist() == ["ok", "warn", "fail", "skip"]
     assert frame.loc[2, "fix"] == "`sudo bpfnb doctor --fix`"
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from bs4 import BeautifulSoup
 
 from bpfnb.tools.helpers import helpers
-from bpfnb.tools.helpers_widget import HelpersBrowser, rst_to_html
+from bpfnb.tools.helpers_widget import HelpersBrowser
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,23 @@ def test_search_filters_and_documents(catalog) -> None:
     assert "0 of" in repr(browser)
 
 
-def test_rst_markup() -> None:
-    assert rst_to_html("use **bpf_foo**\\ () on *map*") == "<p style='white-space:pre-wrap;margin:4px 0'>use <b>bpf_foo</b>() on <i>map</i></p>"
-
-
 def test_the_notebook_that_shows_a_helper(catalog) -> None:
     browser = HelpersBrowser(catalog, pattern="bpf_sk_storage_")
     browser.names.value = "bpf_sk_storage_get"
-    assert "<b>Shown at work in</b><div>11-sockets-cgroups-local-storage.ipynb § 2. Bytes per socket" in browser.doc.value
+    page = BeautifulSoup(browser.doc.value, "html.parser")
+    shown = page.find(class_="bpfnb-h", string="Shown at work in")
+    assert shown.find_next_sibling("div").get_text().startswith("11-sockets-cgroups-local-storage.ipynb § 2. Bytes per socket")
     browser.names.value = "bpf_sk_storage_delete"  # no notebook calls it
     assert "Shown at work in" not in browser.doc.value
+
+
+def test_documentation_is_reflowed_and_labels_fit(catalog) -> None:
+    browser = HelpersBrowser(catalog, pattern="bpf_map_lookup_elem")
+    browser.names.value = "bpf_map_lookup_elem"
+    page = BeautifulSoup(browser.doc.value, "html.parser")
+    # The header breaks "...if no entry was" / "found." over two lines: shown, it is one paragraph.
+    assert "Map value associated to key, or NULL if no entry was found." in [p.get_text() for p in page.find_all("p")]
+    assert [h.get_text() for h in page.select(".bpfnb-h")][:2] == ["Returns", "Accepted by this kernel in"]
+    for control in (browser.search, browser.category, browser.prog_type):
+        assert control.style.description_width == "initial", control.description
+    assert browser.names.layout.height == browser.doc.layout.height and browser.doc.layout.overflow == "auto"

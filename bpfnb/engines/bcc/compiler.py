@@ -26,13 +26,11 @@ from typing import TYPE_CHECKING
 from ...errors import ArgumentError, BpfnbError, CompileError, Interrupted, LoadError, SetupError
 from ...kernel.libbpf import prog_load
 from ..diagnostics import (
-    SOURCE_FILE,
-    cell_diagnostics,
     compile_error,
     compiler_crash,
     load_error,
     number_lines,
-    parse_diagnostics,
+    undeclared_function,
 )
 from ..interrupts import deferred_interrupts
 
@@ -54,7 +52,6 @@ _MAP_HINTS = {
     "Cannot allocate memory": "the map is too large for the memory this machine can lock: make it smaller",
 }
 _DRIVER_ERROR = re.compile(r"^error: (unknown argument[^\n]*)", re.MULTILINE)
-_IMPLICIT = re.compile(r"implicit declaration of function '(\w+)'")
 
 #: BCC's debug flags by the names ``--debug`` accepts.
 DEBUG_FLAGS = {
@@ -141,7 +138,7 @@ def compile_source(
     if interrupted:
         bpf.cleanup()
         raise Interrupted("compiling")
-    undeclared = _undeclared_functions(output[0])
+    undeclared = undeclared_function(output[0])
     if undeclared:
         bpf.cleanup()
         raise undeclared
@@ -176,7 +173,7 @@ def _trial_compile(
         raise compiler_crash(said, signal.Signals(os.WTERMSIG(status)).name)
     if os.WEXITSTATUS(status) != 0:
         raise _compile_error(said, source=source, first_line=first_line)
-    refusal = _driver_refusal(said) or _undeclared_functions(said)
+    refusal = _driver_refusal(said) or undeclared_function(said)
     if refusal:
         raise refusal
 
@@ -313,17 +310,3 @@ def _driver_refusal(output: str) -> CompileError | None:
     if refused is None:
         return None
     return CompileError(f"clang refused the flags: {refused[1]}", hint="check --cflags (cflags=...)", details=output.strip())
-
-
-def _undeclared_functions(output: str) -> CompileError | None:
-    """A call of a function the cell never declared: clang only warns, and the verifier's words mislead."""
-    for diagnostic in parse_diagnostics(output):
-        called = _IMPLICIT.search(diagnostic.message)
-        if called and diagnostic.file == SOURCE_FILE:
-            return CompileError(
-                f"{called[1]} is neither a BPF helper nor a function of the cell (line {diagnostic.line})",
-                hint="`%bpf helpers` lists the helpers and which program types may call them.",
-                details=cell_diagnostics(output),
-                line=diagnostic.line,
-            )
-    return None

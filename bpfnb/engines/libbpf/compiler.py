@@ -33,7 +33,15 @@ from pathlib import Path
 from ...cache import atomic_write, cache_root
 from ...errors import CompileError, Interrupted, SetupError
 from ...kernel.environment import kernel_btf_key
-from ..diagnostics import SOURCE_FILE, Diagnostic, compile_error, crash_report, is_crash, parse_diagnostics
+from ..diagnostics import (
+    SOURCE_FILE,
+    Diagnostic,
+    compile_error,
+    crash_report,
+    is_crash,
+    parse_diagnostics,
+    undeclared_function,
+)
 from .vmlinux import vmlinux_header
 
 __all__ = ["CompiledObject", "compile_object", "find_clang", "target_arch"]
@@ -297,7 +305,7 @@ def compile_object(
 
 
 def _compile_error(stderr: str) -> CompileError:
-    error = compile_error(stderr)
+    error = undeclared_function(stderr) or compile_error(stderr)
     if "file not found" in error.message and "bpf/" in error.message:
         error.hint = "install libbpf's headers: apt-get install -y --no-install-recommends libbpf-dev"
     return error

@@ -16,7 +16,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from ...errors import AttachError, LoadError
+from ...errors import AttachError, LoadError, did_you_mean
+from ...kernel.tracefs import similar_tracepoints
 from .bindings import errno_text, libbpf
 from .messages import LibbpfMessage, capture_libbpf_output
 
@@ -122,9 +123,14 @@ def unknown_section_error(program: str, section: str) -> AttachError:
         Its details list every section libbpf knows.
     """
     names = [_display_section(name) for name in known_sections()]
-    return AttachError(
+    kind, slash, target = section.partition("/")
+    problem = (
         f'SEC("{section}") of program {program!r} is not a section libbpf knows, '
-        "so it can tell neither the program type nor where to attach it",
+        "so it can tell neither the program type nor where to attach it"
+    )
+    known = (name.rstrip("+/") for name in known_sections())
+    return AttachError(
+        did_you_mean(problem, kind, known, show=lambda name: f'SEC("{name}{slash}{target}")'),
         hint='use one of the section names below, for example SEC("tracepoint/syscalls/sys_enter_openat")',
         details="valid SEC() names ([/...]: optionally followed by /target):\n  " + ", ".join(names),
     )
@@ -318,15 +324,25 @@ def attach_error(program: str, section: str, number: int, messages: Sequence[Lib
                 "(libbpf 1.1 also looks in /sys/kernel/debug/tracing)",
                 details=words,
             )
+        kind, _, target = section.partition("/")
+        name = target.replace("/", ":")
         return AttachError(
-            f'SEC("{section}"): the tracepoint {tracepoint["tp"]} does not exist on this kernel',
+            did_you_mean(
+                f'SEC("{section}"): the tracepoint {tracepoint["tp"]} does not exist on this kernel',
+                name, similar_tracepoints(name), show=lambda near: f'SEC("{kind}/{near.replace(":", "/")}")',
+            ),
             hint="tracepoints are the directories /sys/kernel/tracing/events/<category>/<name>",
             details=words,
         )
     raw = _RAW_TP.search(text)
     if raw and number == errno.ENOENT:
+        kind = section.partition("/")[0]
+        events = (name.partition(":")[2] for name in similar_tracepoints(raw["tp"]))
         return AttachError(
-            f'SEC("{section}"): the raw tracepoint {raw["tp"]} does not exist on this kernel',
+            did_you_mean(
+                f'SEC("{section}"): the raw tracepoint {raw["tp"]} does not exist on this kernel',
+                raw["tp"], events, show=lambda near: f'SEC("{kind}/{near}")',
+            ),
             hint="raw tracepoints have the names of tracepoints without the category (sched_switch)",
             details=words,
         )

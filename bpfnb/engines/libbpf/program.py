@@ -22,7 +22,7 @@ from ...kernel.constants import PERF_ATTR_FREQ, PROG_TYPES
 from ...kernel.libbpf import num_possible_cpus
 from ...kernel.perf import PerfEventAttr, online_cpus, perf_event_open
 from ..base import LoadOptions, MapSpec
-from ..diagnostics import cell_diagnostics
+from ..diagnostics import cell_diagnostics, undeclared_function
 from ..hooks import CGROUP_HOOKS, SECTION, Probe, cgroup_hook_named, perf_event_type, require_target
 from ..interrupts import deferred_interrupts
 from ..links import Attachment, attach_cgroup, attach_netns, attach_socket_filter, attach_sockmap, attach_xdp
@@ -68,7 +68,12 @@ class LibbpfProgram:
         self.first_line = options.first_line
         self._cflags = (*options.cflags, *_prelude_flags(source))
         compiled = compile_object(source, cflags=self._cflags, first_line=options.first_line)
-        self.warnings = cell_diagnostics("\n".join(d.text for d in compiled.warnings))
+        warned = "\n".join(d.text for d in compiled.warnings)
+        # libbpf would look for an undeclared function as an extern and say only ENOENT.
+        undeclared = undeclared_function(warned)
+        if undeclared is not None:
+            raise undeclared
+        self.warnings = cell_diagnostics(warned)
         self.log = self.warnings
         self.cached = compiled.cached
         self._attachments: list[Attachment] = []

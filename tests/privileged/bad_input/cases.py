@@ -102,6 +102,8 @@ C_ERRORS = [
     Case("c_implicit_helper", "a call of a helper that does not exist (implicit declaration)",
          _tp("bpf_no_such_helper(pid);"), "CompileError", line=5, says="bpf_no_such_helper",
          source="issue 11: blamed on 'last insn is not an exit or jmp'"),
+    Case("c_helper_typo", "a misspelled helper (bpf_ktime_get_nss)",
+         _tp("u64 t = bpf_ktime_get_nss();"), "CompileError", line=5, says="did you mean bpf_ktime_get_ns\\?"),
     Case("c_empty_cell", "a %%bpf cell with no C code at all",
          "%%bpf p\n\n", "ArgumentError", says="no (C )?code|empty|no functions"),
     Case("c_cflags_unknown_flag", "--cflags with a flag clang does not know",
@@ -241,6 +243,8 @@ OPTIONS = [
          "%%bpf p --debug nope\n" + _FN, "UsageError", says="nope"),
     Case("opt_tracepoint_nope", "--tracepoint nope:nope",
          "%%bpf p --tracepoint nope:nope\n" + _FN, "AttachError", says="nope:nope"),
+    Case("opt_tracepoint_typo", "--tracepoint sched:sched_swtich (misspelled)",
+         "%%bpf p --tracepoint sched:sched_swtich\n" + _FN, "AttachError", says="did you mean sched:sched_switch\\?"),
     Case("opt_tracepoint_no_colon", "--tracepoint without CATEGORY:",
          "%%bpf p --tracepoint sched_switch\n" + _FN, "UsageError", says="CATEGORY:EVENT"),
     Case("opt_probe_function_missing", "--tracepoint ...=nofn naming a function the cell lacks",
@@ -269,6 +273,9 @@ OPTIONS = [
     Case("opt_tracepoint_probe_nope", "TRACEPOINT_PROBE(nope, nope): a tracepoint that does not exist, in C",
          "%%bpf p\nTRACEPOINT_PROBE(nope, nope) {\n    return 0;\n}\n",
          "AttachError", line=2, says="nope:nope"),
+    Case("opt_tracepoint_probe_typo", "TRACEPOINT_PROBE(sched, sched_swtich): a misspelled tracepoint, in C",
+         "%%bpf p\nTRACEPOINT_PROBE(sched, sched_swtich) {\n    return 0;\n}\n",
+         "AttachError", line=2, says="did you mean sched:sched_switch\\?"),
     Case("opt_attaches_nothing", "a cell whose function attaches to nothing must say so",
          "%%bpf p\nint f(void *ctx) { return 0; }\n", None,
          shows="attaches to nothing|nothing to attach|no hook|--tracepoint|TRACEPOINT_PROBE", source="issue 11: loads as 'loaded, not attached' with no word on why"),
@@ -310,6 +317,8 @@ API = [
          "bpfnb.Program(COUNTER_TYPO)", "CompileError", line=4, says="pidd"),
     Case("api_no_such_map", "prog['nosuch']",
          "prog['nosuch']", "NoSuchMapError", says="nosuch", setup=_PROG),
+    Case("api_map_typo", "prog['cuonts'] (misspelled)",
+         "prog['cuonts']", "NoSuchMapError", says="did you mean 'counts'\\?", setup=_PROG),
     Case("api_history_after_detach", "map.history() on a view kept from before detach",
          "view.history(interval=0.5)", "BpfnbError", says="detached",
          setup=_PROG + "view = prog['counts']\nprog.detach()\n",
@@ -363,7 +372,7 @@ before = old['counts'].df()['value'].sum()
 call_getppid(50)
 assert old['counts'].df()['value'].sum() >= before + 50, 'the old program stopped counting'
 rows = get_ipython().run_line_magic('bpf', 'ls').rows
-assert [r[0] for r in rows] == ['p'] and rows[0][1] == 'attached', rows
+assert [(r.name, r.state) for r in rows] == [('p', 'attached')], rows
 """
 
 RERUN = [

@@ -414,7 +414,7 @@ def main(case_id: str) -> int:
     phase("after action")
     try:  # for reports: which programs the session holds now, and in what state
         with displayed():
-            out["session"] = [list(row[:2]) for row in shell.run_line_magic("bpf", "ls").rows]
+            out["session"] = [[row.name, row.state] for row in shell.run_line_magic("bpf", "ls").rows]
     except Exception as exc:  # noqa: BLE001 - a shadowed name or a broken session
         out["session"] = f"%bpf ls failed: {type(exc).__name__}: {exc}"
 
