@@ -7,6 +7,7 @@ in it, and checks the numbers the programs report; after each, neither
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -69,6 +70,24 @@ def netns() -> Iterator[str]:
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     yield name
     subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+@contextlib.contextmanager
+def started_in(cgroup: Path, code: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start Python ``code`` in a new process inside ``cgroup``; yield it with the first line it prints; kill it after."""
+    procs = cgroup / "cgroup.procs"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: procs.write_text(str(os.getpid())),
+    )
+    try:
+        assert child.stdout is not None
+        yield child, child.stdout.readline()
+    finally:
+        child.kill()
+        child.communicate()
 
 
 def run_in(cgroup: Path, code: str) -> subprocess.CompletedProcess[str]:
@@ -254,18 +273,10 @@ def test_sk_storage_counts_each_sockets_bytes(engine, cgroup, no_leaks):
             bpfnb.Probe("cgroup", str(cgroup), "on_egress", (("type", "egress"),)),
             bpfnb.Probe("cgroup", str(cgroup), "on_ingress", (("type", "ingress"),)),
         ]
-    procs = cgroup / "cgroup.procs"
     with bpfnb.Program(SOCKET_BYTES[engine], probes=probes) as program:
         assert sorted(attached_to(cgroup)) == ["cgroup_inet_egress", "cgroup_inet_ingress"]
-        talker = subprocess.Popen(
-            [sys.executable, "-c", TALKER],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: procs.write_text(str(os.getpid())),
-        )
-        try:
-            assert talker.stdout is not None
-            client_port, server_port = talker.stdout.readline().split()
+        with started_in(cgroup, TALKER) as (talker, ports):
+            client_port, server_port = ports.split()
             frame = program["per_socket"].df(pids=[talker.pid])
             assert set(frame.pid) == {talker.pid}
             client = frame[frame.local == f"127.0.0.1:{client_port}"].iloc[0]
@@ -275,9 +286,6 @@ def test_sk_storage_counts_each_sockets_bytes(engine, cgroup, no_leaks):
             assert client.received < 400 and server.sent < 400
             cookie = int(client.cookie)
             assert program["per_socket"].df().set_index("cookie").loc[cookie, "sent"] == client.sent
-        finally:
-            talker.kill()
-            talker.communicate()
     assert attached_to(cgroup) == []
 
 
@@ -494,29 +502,16 @@ PER_TASK = libbpf_cell("""
 
 
 def test_task_and_cgroup_storage_read_as_frames(cgroup, no_leaks):
-    procs = cgroup / "cgroup.procs"
     code = "import os, sys, time\nfor _ in range(250): os.getppid()\nprint(flush=True)\ntime.sleep(30)\n"
-    with bpfnb.Program(PER_TASK) as program:
-        child = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: procs.write_text(str(os.getpid())),
-        )
-        try:
-            assert child.stdout is not None
-            child.stdout.readline()
-            tasks = program["per_task"].df()
-            row = tasks[tasks.tid == child.pid].iloc[0]
-            assert (row.pid, row.value) == (child.pid, 250)
-            assert program["per_task"][child.pid] == 250
-            groups = program["per_cgroup"].df().set_index("cgroup")
-            assert groups.loc["/" + cgroup.name, "value"] == 250
-            assert program["per_cgroup"][str(cgroup)] == 250
-            assert groups.loc["/" + cgroup.name, "cgroup_id"] == cgroup.stat().st_ino
-        finally:
-            child.kill()
-            child.communicate()
+    with bpfnb.Program(PER_TASK) as program, started_in(cgroup, code) as (child, _):
+        tasks = program["per_task"].df()
+        row = tasks[tasks.tid == child.pid].iloc[0]
+        assert (row.pid, row.value) == (child.pid, 250)
+        assert program["per_task"][child.pid] == 250
+        groups = program["per_cgroup"].df().set_index("cgroup")
+        assert groups.loc["/" + cgroup.name, "value"] == 250
+        assert program["per_cgroup"][str(cgroup)] == 250
+        assert groups.loc["/" + cgroup.name, "cgroup_id"] == cgroup.stat().st_ino
 
 
 def test_a_bcc_map_passed_by_address_gets_a_hint_about_methods(no_leaks):
