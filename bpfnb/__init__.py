@@ -9,6 +9,7 @@ The package is layered; each layer imports only from the layers below it
 
     notebook    the %%bpf, %%bpftrace and %bpf magics, their options, completion, the session
     tools       doctor, the helper catalog, probe listings, kernel spec, the CLI
+    remote      one cell on many hosts: ipyparallel engines, gathered maps and streams
     program     Program: one cell's programs, whatever engine built them
     maps, streams, packets
                 map views and histories; ring/perf buffer and text streams; packets and test runs
@@ -34,6 +35,7 @@ from .errors import (
     ArgumentError,
     AttachError,
     BpfnbError,
+    ClusterError,
     CompileError,
     DecodeError,
     Interrupted,
@@ -61,6 +63,11 @@ if TYPE_CHECKING:
     from .packets.builder import Packet, tcp, udp
     from .packets.testrun import TestRunResult, test_run
     from .program import Program
+    from .remote.api import cluster
+    from .remote.connection import Cluster
+    from .remote.maps import ClusterMap
+    from .remote.program import ClusterProgram
+    from .remote.streams import ClusterStream
     from .streams.stream import Stream
     from .tools.helpers import helpers
     from .tools.probe_listing import ProbeList, probes
@@ -72,6 +79,10 @@ _LAZY = {
     "ArrayMap": ".maps.tables",
     "BpfMap": ".maps.view",
     "CgroupArrayMap": ".maps.fd_arrays",
+    "Cluster": ".remote.connection",
+    "ClusterMap": ".remote.maps",
+    "ClusterProgram": ".remote.program",
+    "ClusterStream": ".remote.streams",
     "HashMap": ".maps.tables",
     "Live": ".live.widget",
     "MapHistory": ".maps.history",
@@ -88,6 +99,7 @@ _LAZY = {
     "TestRunResult": ".packets.testrun",
     "Tracepoint": ".kernel.tracefs",
     "UnsupportedMap": ".maps.tables",
+    "cluster": ".remote.api",
     "disable_stats": ".kernel.stats",
     "enable_stats": ".kernel.stats",
     "helpers": ".tools.helpers",
@@ -105,6 +117,11 @@ __all__ = [
     "BpfMap",
     "BpfnbError",
     "CgroupArrayMap",
+    "Cluster",
+    "ClusterError",
+    "ClusterMap",
+    "ClusterProgram",
+    "ClusterStream",
     "CompileError",
     "DecodeError",
     "HashMap",
@@ -130,6 +147,7 @@ __all__ = [
     "Tracepoint",
     "UnsupportedMap",
     "UnsupportedMapError",
+    "cluster",
     "disable_stats",
     "enable_stats",
     "helpers",

@@ -10,6 +10,7 @@
     ├── SetupError        a precondition is missing: headers, tracefs, BCC, bpftrace
     ├── LayoutError       the headers place a kernel field the cell reads elsewhere than the kernel does
     ├── DecodeError       bytes from the kernel do not fit the declared type
+    ├── ClusterError      a cluster cannot be reached, or a cell loaded on too few of its hosts
     └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
 
     KeyboardInterrupt
@@ -32,6 +33,7 @@ __all__ = [
     "ArgumentError",
     "AttachError",
     "BpfnbError",
+    "ClusterError",
     "CompileError",
     "DecodeError",
     "Interrupted",
@@ -173,6 +175,10 @@ class LayoutError(BpfnbError):
 
 class DecodeError(BpfnbError):
     """Bytes read from the kernel do not match the type they were declared with."""
+
+
+class ClusterError(BpfnbError):
+    """A cluster cannot be reached or has no engines, or a cell loaded on too few of its hosts (``details``: which, why)."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import html
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .display import html as _html
@@ -36,7 +36,18 @@ if TYPE_CHECKING:
     from .streams.stream import Stream, StreamOptions
     from .streams.text import TextStream
 
-__all__ = ["Program"]
+__all__ = ["Program", "set_remote_loader"]
+
+#: Loads a program on a cluster's hosts (``Program(source, on=...)``): set by
+#: :mod:`bpfnb.remote` when a cluster is connected, so that this layer needs
+#: no knowledge of clusters.
+_remote_loader: Callable[..., Any] | None = None
+
+
+def set_remote_loader(loader: Callable[..., Any] | None) -> None:
+    """Make ``Program(source, on=...)`` call ``loader(source, on=..., strict=..., **options)``."""
+    global _remote_loader
+    _remote_loader = loader
 
 
 class _Holdings:
@@ -94,6 +105,13 @@ class Program:
     env : mapping of str to str, optional
         bpftrace: settings by environment variable, such as
         ``{"BPFTRACE_MAP_KEYS_MAX": "1000000"}`` (it keeps 4096 keys a map by default).
+    on : str or sequence of str, optional
+        Load on the hosts of the connected cluster instead (``"all"``,
+        ``"web1,db1"``, or a list; connect first with ``bpfnb.cluster()``):
+        the result is a :class:`bpfnb.ClusterProgram`.
+    strict : bool, optional
+        With ``on``: if the cell fails on any host, detach it everywhere and
+        raise. Default False: it runs where it loaded.
 
     Examples
     --------
@@ -108,10 +126,22 @@ class Program:
     ...     print(prog["counts"].df())
     """
 
+    def __new__(cls, source: str, *, on: str | Sequence[str] | None = None, strict: bool = False, **options: Any) -> Any:
+        if on is None:
+            return super().__new__(cls)
+        if _remote_loader is None:
+            raise ArgumentError(
+                "Program(on=...) loads on a cluster's hosts, and no cluster is connected",
+                hint="connect one first: bpfnb.cluster(profile=...) or %bpf cluster connect",
+            )
+        return _remote_loader(source, on=on, strict=strict, **options)
+
     def __init__(
         self,
         source: str,
         *,
+        on: None = None,
+        strict: bool = False,
         name: str | None = None,
         engine: str | None = None,
         cflags: Sequence[str] = (),

@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bpfnb"
 LAYERS: list[set[str]] = [
     {"notebook"},
     {"tools"},
+    {"remote"},
     {"program"},
     {"maps", "streams", "packets"},
     {"live"},

@@ -54,7 +54,10 @@ class Viewable(Protocol):
     """What ``.live()`` is called on: a map view or a stream of a program."""
 
     name: str
-    program: Owner
+
+    @property
+    def program(self) -> Owner:
+        """The program the view belongs to (read only, so that any kind of program fits)."""
 
     def df(self) -> pd.DataFrame: ...
 

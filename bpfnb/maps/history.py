@@ -23,7 +23,7 @@ import collections
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,14 +35,17 @@ from ..errors import ArgumentError, BpfnbError
 from ..plot.tables import table_html
 from ..plot.units import unit_for
 
-__all__ = ["MapHistory", "Recordable"]
+__all__ = ["MapHistory", "Recordable", "split_columns"]
 
 
 class Recordable(Protocol):
     """What a history snapshots: a map view."""
 
     name: str
-    program: Owner
+
+    @property
+    def program(self) -> Owner:
+        """The program the view belongs to (read only, so that any kind of program fits)."""
 
     @property
     def value_columns(self) -> frozenset[str]:
@@ -127,7 +130,7 @@ class MapHistory:
         return stamped
 
     def _with_deltas(self, frame: pd.DataFrame, now: float) -> pd.DataFrame:
-        keys, values = self._split(frame)
+        keys, values = split_columns(frame, self.view.value_columns)
         previous, self._previous = self._previous, (now, frame)
         out = frame.copy()
         one_field = {"lo", "hi"} <= set(frame.columns) or len(self.view.value_columns) == 1
@@ -156,21 +159,6 @@ class MapHistory:
             unit = unit_for(column, names=[self.view.name] if column in ("value", "count") else [])
             self._units[f"{prefix}delta"] = self._units[f"{prefix}rate"] = str(unit)
         return out
-
-    def _split(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-        """Key columns (identify a row across snapshots) and numeric value columns."""
-        if {"lo", "hi", "count"} <= set(frame.columns):
-            return [c for c in frame.columns if c != "count"], ["count"]
-        value_names = self.view.value_columns
-
-        def field(column: str) -> str:
-            """The value field a column shows (``value.x``, ``x.cpu1``, ``x_raw`` -> ``x``)."""
-            return re.sub(r"\.cpu\d+$", "", column.removesuffix("_raw")).removeprefix("value.")
-
-        from_value = [c for c in frame.columns if field(c) in value_names]
-        values = [c for c in from_value if frame[c].dtype.kind in "iuf" and not c.endswith("_raw")]
-        keys = [c for c in frame.columns if c not in from_value and _identifies(frame[c])]
-        return keys, values
 
     # -- reading -------------------------------------------------------------
 
@@ -233,6 +221,26 @@ class MapHistory:
             [(self.snapshots, self._rows, self.dropped_rows, f"{self.interval:g} s")],
         )
         return _html.card(title, facts, body)
+
+
+def split_columns(frame: pd.DataFrame, value_columns: Collection[str]) -> tuple[list[str], list[str]]:
+    """Key columns (they identify a row across snapshots and hosts) and numeric value columns of a map's frame.
+
+    ``value_columns`` are the map view's (``view.value_columns``); a
+    histogram's frame has ``lo``, ``hi`` and others as keys, ``count`` as its
+    one value.
+    """
+    if {"lo", "hi", "count"} <= set(frame.columns):
+        return [c for c in frame.columns if c != "count"], ["count"]
+
+    def field(column: str) -> str:
+        """The value field a column shows (``value.x``, ``x.cpu1``, ``x_raw`` -> ``x``)."""
+        return re.sub(r"\.cpu\d+$", "", column.removesuffix("_raw")).removeprefix("value.")
+
+    from_value = [c for c in frame.columns if field(c) in value_columns]
+    values = [c for c in from_value if frame[c].dtype.kind in "iuf" and not c.endswith("_raw")]
+    keys = [c for c in frame.columns if c not in from_value and _identifies(frame[c])]
+    return keys, values
 
 
 def _identifies(column: pd.Series) -> bool:

@@ -159,6 +159,23 @@ class Consumer:
             self.bytes -= cut * itemsize
             self.dropped += cut
 
+    def take(self, max_rows: int) -> list[Batch]:
+        """Remove the oldest rows held, at most ``max_rows``, and return their batches (call under ``lock``)."""
+        taken: list[Batch] = []
+        room = max_rows
+        while self.batches and room > 0:
+            oldest = self.batches[0]
+            if len(oldest.records) <= room:
+                taken.append(self.batches.popleft())
+            else:
+                taken.append(Batch(oldest.records[:room], oldest.received_ns, oldest.cpu))
+                oldest.records = oldest.records[room:]
+            room -= len(taken[-1].records)
+        count = max_rows - room
+        self.rows -= count
+        self.bytes -= count * self.dtype.itemsize
+        return taken
+
     def deliver(self, batches: list[Batch]) -> None:
         if not self.callbacks and not self.parquet_path:
             return

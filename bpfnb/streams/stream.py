@@ -134,6 +134,24 @@ class Stream:
         frame.attrs["name"] = self.name  # plots and tables name what they show after it
         return frame
 
+    def take(self, max_rows: int = 1_000_000, *, wait: float = 0.0) -> pd.DataFrame:
+        """Remove the oldest rows held (at most ``max_rows``) and return them as :meth:`df` would.
+
+        For a reader that hands rows on as they come (the cluster's engines do):
+        what it took is no longer held, so retention only bounds what it has
+        not taken yet. With ``wait``, blocks up to that many seconds for a row
+        when none is held.
+        """
+        if max_rows < 1:
+            raise ArgumentError(f"max_rows must be positive, not {max_rows}")
+        consumer = self._consumer
+        deadline = time.monotonic() + wait
+        with consumer.lock:
+            while not consumer.rows and consumer.state == "running" and (left := deadline - time.monotonic()) > 0:
+                consumer.lock.wait(left)
+            batches = consumer.take(max_rows)
+        return self._decoding.frame(batches)
+
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:
         """Write the rows held now to a Parquet file (options go to ``DataFrame.to_parquet``)."""
         self.df().to_parquet(path, index=False, **options)

@@ -1,0 +1,348 @@
+"""One stream across hosts: each engine consumes its buffer, this process gathers the rows.
+
+Flow and its bounds, per host:
+
+1. the engine's :class:`bpfnb.Stream` consumes the kernel's buffer and holds
+   the rows not yet sent, at most ``max_rows``/``max_bytes`` (the oldest are
+   dropped and counted as ``dropped`` on that host);
+2. a gatherer thread here asks each engine for its next rows, at most
+   ``batch_rows`` at a time and with one request in flight per host: an engine
+   sends only when asked, so a slow client or link never builds a queue
+   anywhere but in that bounded hold (backpressure);
+3. the rows arrive as Arrow IPC and are kept as Arrow tables here, again at most
+   ``max_rows``/``max_bytes`` per host (the oldest dropped and counted).
+
+``lost`` counts what each kernel could not put in its buffer, ``dropped``
+what the bounds above let go. Times are each host's own wall clock, converted
+from its own boot-time base on the host; ``df(correct_skew=True)`` also
+takes out the clock skew the cluster estimated.
+
+A host that stops answering (dead engine, cut link) is marked lost and its
+rows so far stay; the others go on. If it answers again it resumes where it
+stopped; a host loaded again (``prog.reload()``) rejoins the stream.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..display import html as _html
+from ..errors import ArgumentError
+from . import agent
+from .connection import Unreachable, outcome, raise_remote
+from .hosted import HostedProgram
+from .maps import host_frame
+from .wire import decode_table
+
+if TYPE_CHECKING:
+    from ..live.widget import Live
+
+__all__ = ["ClusterStream"]
+
+#: Seconds an engine waits for a row before answering "nothing yet".
+_LONG_POLL = 0.2
+_COUNTERS = ("received", "lost", "dropped")
+
+
+@dataclass
+class _Feed:
+    """One host's part of a gathered stream."""
+
+    host: str
+    engine: int
+    tables: collections.deque[pa.Table] = field(default_factory=collections.deque)
+    rows: int = 0
+    bytes: int = 0
+    wire_bytes: int = 0
+    #: The engine's own counters, as of its last answer.
+    remote: dict[str, Any] = field(default_factory=dict)
+    dropped_here: int = 0
+    pending: concurrent.futures.Future[Any] | None = None
+    asked_at: float = 0.0
+    state: str = "running"
+
+
+class ClusterStream:
+    """Events of one ring or perf buffer on every host of a :class:`~bpfnb.remote.program.ClusterProgram`.
+
+    Made by ``prog.stream(name, ...)``; the options are :class:`bpfnb.Stream`'s
+    (``time_field=``, ``time_clock=``, ``decode=``, ``type=``, ``pages=``),
+    with ``max_rows``/``max_bytes`` bounding each host's rows on its engine
+    and here, and ``batch_rows`` the most rows one request brings.
+    """
+
+    def __init__(self, program: HostedProgram, name: str, options: dict[str, Any]) -> None:
+        self.program = program
+        self.name = name
+        self.max_rows = int(options.pop("max_rows", 1_000_000))
+        self.max_bytes = int(options.pop("max_bytes", 128 * 2**20))
+        self.batch_rows = int(options.pop("batch_rows", 262_144))
+        if min(self.max_rows, self.max_bytes, self.batch_rows) < 1:
+            raise ArgumentError("max_rows, max_bytes and batch_rows must be positive")
+        for refused in ("parquet", "on_batch"):
+            if options.get(refused) is not None:
+                raise ArgumentError(f"{refused}= runs on one machine: a cluster stream does not take it")
+        self._options = {**options, "max_rows": self.max_rows, "max_bytes": self.max_bytes}
+        self._lock = threading.Condition()
+        self._feeds: dict[str, _Feed] = {}
+        self._history: collections.deque[tuple[float, int]] = collections.deque([(time.monotonic(), 0)])
+        self._stopping = threading.Event()
+        self.kind = "?"
+        self.error: BaseException | None = None
+        self._open(program.running_hosts)
+        self._thread = threading.Thread(target=self._run, name=f"bpfnb cluster stream {name}", daemon=True)
+        self._thread.start()
+        program.own(self)
+
+    def _open(self, hosts: list[str]) -> None:
+        answers = self.program.call_hosts(agent.stream_open, self.name, self._options)
+        with self._lock:
+            for host in hosts:
+                if host in answers:
+                    self.kind = answers[host]
+                    self._feeds[host] = _Feed(host, self.program.state_of(host).engine)
+
+    def rejoin(self, hosts: list[str]) -> None:
+        """Stream from ``hosts`` again after the program was loaded there anew (their old rows stay)."""
+        answers = {}
+        for host in hosts:
+            state = self.program.state_of(host)
+            answer = self.program.cluster.call(state.engine, agent.stream_open, self.program.key, self.name, self._options)
+            if "error" in answer:
+                raise_remote(host, answer["error"])
+            answers[host] = state.engine
+        with self._lock:
+            for host, engine in answers.items():
+                feed = self._feeds.setdefault(host, _Feed(host, engine))
+                feed.engine, feed.state, feed.pending, feed.remote = engine, "running", None, {}
+
+    # -- the gatherer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        cluster = self.program.cluster
+        try:
+            while not self._stopping.is_set():
+                for feed in list(self._feeds.values()):
+                    if feed.pending is None and feed.state == "running":
+                        feed.asked_at = time.monotonic()
+                        feed.pending = cluster.submit(
+                            feed.engine,
+                            agent.stream_take,
+                            self.program.key,
+                            self.name,
+                            max_rows=self.batch_rows,
+                            wait=_LONG_POLL,
+                            compression=cluster.compression,
+                        )
+                pending = [f.pending for f in self._feeds.values() if f.pending is not None]
+                if not pending:
+                    self._stopping.wait(_LONG_POLL)
+                    continue
+                concurrent.futures.wait(pending, timeout=_LONG_POLL, return_when=concurrent.futures.FIRST_COMPLETED)
+                now = time.monotonic()
+                for feed in list(self._feeds.values()):
+                    if feed.pending is not None and feed.pending.done():
+                        self._receive(feed, outcome(feed.pending))
+                    elif feed.pending is not None and feed.state == "running" and now - feed.asked_at > cluster.lost_after:
+                        feed.state = "lost"  # the request stays: if it is answered, the host is back
+                        self.program.mark_lost(feed.host, f"no answer for {cluster.lost_after:g} s")
+        except BaseException as exc:  # reported by the stream's state, never lost
+            self.error = exc
+        finally:
+            with self._lock:
+                self._lock.notify_all()
+
+    def _receive(self, feed: _Feed, answer: Any) -> None:
+        feed.pending = None
+        if isinstance(answer, Unreachable):
+            feed.state = "lost"
+            self.program.mark_lost(feed.host, str(answer))
+            return
+        if "error" in answer:
+            feed.state = "lost"
+            self.program.mark_lost(feed.host, answer["error"]["message"])
+            return
+        if feed.state == "lost":
+            feed.state = "running"
+            self.program.mark_answering(feed.host)
+        reply = answer["ok"]
+        table = decode_table(reply["data"]) if reply["data"] is not None else None
+        with self._lock:
+            feed.remote = reply["counters"]
+            if table is not None:
+                feed.tables.append(table)
+                feed.rows += table.num_rows
+                feed.bytes += table.nbytes
+                feed.wire_bytes += len(reply["data"])
+                self._trim(feed)
+                self._history.append((time.monotonic(), self.received))
+                while len(self._history) > 2 and self._history[1][0] < time.monotonic() - 5:
+                    self._history.popleft()
+            self._lock.notify_all()
+
+    def _trim(self, feed: _Feed) -> None:
+        while feed.tables and (feed.rows > self.max_rows or feed.bytes > self.max_bytes):
+            oldest = feed.tables[0]
+            excess = feed.rows - self.max_rows
+            if feed.bytes > self.max_bytes or excess >= oldest.num_rows:
+                feed.tables.popleft()
+                cut, size = oldest.num_rows, oldest.nbytes
+            else:
+                feed.tables[0] = oldest.slice(excess)
+                cut, size = excess, oldest.nbytes - feed.tables[0].nbytes
+            feed.rows -= cut
+            feed.bytes -= size
+            feed.dropped_here += cut
+
+    # -- reading ------------------------------------------------------------------------
+
+    def df(self, *, correct_skew: bool = False, sort: bool = True) -> pd.DataFrame:
+        """Every host's rows held here: ``host``, ``time`` (wall clock), then the event's fields.
+
+        ``sort`` orders them by ``time`` across hosts; ``correct_skew`` first
+        moves each host's times by its estimated clock skew onto this
+        machine's clock.
+        """
+        with self._lock:
+            tables = {h: pa.concat_tables(list(f.tables)) for h, f in self._feeds.items() if f.tables}
+        if correct_skew:
+            tables = {h: self._corrected(h, t) for h, t in tables.items()}
+        frame = host_frame(tables)
+        if sort and "time" in frame.columns and len(frame):
+            frame = frame.sort_values("time", kind="stable", ignore_index=True)
+        return frame
+
+    def _corrected(self, host: str, table: pa.Table) -> pa.Table:
+        found = self.program.cluster.hosts.get(host)
+        if found is None or "time" not in table.column_names:
+            return table
+        shifted = pc.subtract(table["time"], pa.scalar(pd.Timedelta(found.skew_ns, "ns")))
+        return table.set_column(table.column_names.index("time"), "time", shifted)
+
+    def host_counts(self) -> dict[str, dict[str, int]]:
+        """Per host: rows held here, events received by its engine, lost in its kernel, dropped by the bounds."""
+        with self._lock:
+            return {
+                h: {
+                    "rows": f.rows,
+                    "received": int(f.remote.get("received", 0)),
+                    "lost": int(f.remote.get("lost", 0)),
+                    "dropped": int(f.remote.get("dropped", 0)) + f.dropped_here,
+                    "waiting": int(f.remote.get("waiting", 0)),
+                    "wire_bytes": f.wire_bytes,
+                }
+                for h, f in self._feeds.items()
+            }
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(f.rows for f in self._feeds.values())
+
+    @property
+    def received(self) -> int:
+        """Rows that arrived here from every host since the stream opened (held or dropped)."""
+        return sum(f.rows + f.dropped_here for f in self._feeds.values())
+
+    @property
+    def lost(self) -> int:
+        """Events the hosts' kernels could not deliver (their buffers were full)."""
+        return sum(c["lost"] for c in self.host_counts().values())
+
+    @property
+    def dropped(self) -> int:
+        """Rows let go to keep within the bounds, on the engines and here."""
+        return sum(c["dropped"] for c in self.host_counts().values())
+
+    @property
+    def rate(self) -> float:
+        """Rows per second arriving here over the last few seconds."""
+        with self._lock:
+            if self._stopping.is_set():
+                return 0.0
+            base_t, base_n = self._history[0]
+            span = time.monotonic() - base_t
+            return (self.received - base_n) / span if span > 0 else 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        if self.error is not None:
+            return f"failed: {self.error}"
+        return "running" if self.running else "stopped"
+
+    def wait(self, n: int | None = None, *, seconds: float | None = None, hosts: dict[str, int] | None = None) -> ClusterStream:
+        """Block until ``n`` rows arrived in all (or each host of ``hosts`` sent its count), ``seconds`` passed, or the stream stopped."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+
+        def done() -> bool:
+            if hosts is not None:
+                return all(h in self._feeds and self._feeds[h].rows + self._feeds[h].dropped_here >= c for h, c in hosts.items())
+            return n is not None and self.received >= n
+
+        try:
+            with self._lock:
+                while self.running and not done():
+                    left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                    if left <= 0:
+                        break
+                    self._lock.wait(left)
+        except KeyboardInterrupt:
+            pass
+        return self
+
+    def live(self, kind: str | None = None, **options: Any) -> Live:
+        """A live plot of the gathered stream (default: rows per second); see :func:`bpfnb.live.live`."""
+        from ..live import live
+
+        return live(self, kind=kind, **options)
+
+    def stop(self) -> None:
+        """Stop gathering and stop the engines' consumers; the rows gathered stay readable. Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        engines = [f.engine for f in self._feeds.values() if f.state == "running"]
+        self.program.cluster.gather(
+            [(e, agent.stream_stop, (self.program.key, self.name), {}) for e in engines], self.program.cluster.lost_after
+        )
+
+    # -- display ---------------------------------------------------------------------------
+
+    _HEADERS = ("host", "state", "rows", "received", "lost (kernel)", "dropped (bounds)", "bytes/row on the wire")
+
+    def _rows(self) -> list[tuple[object, ...]]:
+        counts = self.host_counts()
+        rows: list[tuple[object, ...]] = []
+        for host, feed in self._feeds.items():
+            c = counts[host]
+            per_row = f"{c['wire_bytes'] / (feed.rows + feed.dropped_here):.1f}" if feed.rows + feed.dropped_here else "-"
+            rows.append((host, feed.state, f"{c['rows']:,}", f"{c['received']:,}", f"{c['lost']:,}", f"{c['dropped']:,}", per_row))
+        return rows
+
+    def __repr__(self) -> str:
+        return (
+            f"<bpfnb.ClusterStream {self.name!r} ({self.kind}) {self.state}: {len(self):,} rows from "
+            f"{len(self._feeds)} hosts, {self.rate:,.0f} rows/s, lost {self.lost:,}, dropped {self.dropped:,}>\n"
+            + _html.text_table(self._HEADERS, self._rows())
+        )
+
+    def _repr_html_(self) -> str:
+        parts = [_html.table(self._HEADERS, self._rows())]
+        if self.lost:
+            parts.append(_html.note(f"{self.lost:,} events lost in the hosts' kernels: buffers were full.", kind="bad"))
+        return _html.card(f"Stream {self.name} ({self.kind}) on a cluster: {self.state}", *parts)
+
