@@ -23,11 +23,11 @@ from .options import (
     parse_cell_options,
     parse_command,
 )
-from .session import Session, SessionListing
+from .session import AnyProgram, Session, SessionListing
 
 if TYPE_CHECKING:
     from ..kernel.tracefs import Tracepoint
-    from ..program import Program
+    from ..remote.connection import Cluster
     from ..tools.doctor import DoctorReport
     from ..tools.helpers_widget import HelpersBrowser
     from ..tools.probe_listing import ProbeList
@@ -61,7 +61,7 @@ class BpfnbMagics(Magics):
 
     # IPython's magic decorators are typed in a way mypy cannot follow.
     @cell_magic("bpf")  # type: ignore[arg-type]
-    def bpf_cell(self, line: str, cell: str) -> Program:
+    def bpf_cell(self, line: str, cell: str) -> AnyProgram:
         options = _parsed(parse_cell_options, line)
         program = self._bind(options, cell)
         if options.debug and program.log:
@@ -69,10 +69,10 @@ class BpfnbMagics(Magics):
         return program
 
     @cell_magic("bpftrace")  # type: ignore[arg-type]
-    def bpftrace_cell(self, line: str, cell: str) -> Program:
+    def bpftrace_cell(self, line: str, cell: str) -> AnyProgram:
         return self._bind(_parsed(parse_bpftrace_options, line), cell)
 
-    def _bind(self, options: CellOptions, cell: str) -> Program:
+    def _bind(self, options: CellOptions, cell: str) -> AnyProgram:
         program = self.session.load(options, cell, first_line=_FIRST_CODE_LINE)
         assert self.shell is not None, "a magic runs in a shell"
         self.shell.user_ns[options.name] = program
@@ -118,6 +118,21 @@ class BpfnbMagics(Magics):
         from ..tools.helpers_widget import helpers_widget
 
         return helpers_widget(pattern=args.pattern, prog_type=args.prog_type)
+
+    def _command_cluster(self, args: argparse.Namespace) -> Cluster | None:
+        session = self.session
+        if args.action == "connect":
+            return session.connect(profile=args.profile, url_file=args.url_file, engines=args.engines)
+        if args.action == "start":
+            hosts = [h.strip() for h in (args.hosts or "").split(",") if h.strip()]
+            return session.start_cluster(hosts, engines=args.engines, profile=args.profile, user=args.user)
+        if args.action == "stop":
+            names = session.stop_cluster()
+            print(f"stopped; detached {', '.join(names)}" if names else "stopped")
+            return None
+        cluster = session.connected()
+        cluster.refresh()
+        return cluster
 
     def _command_probes(self, args: argparse.Namespace) -> ProbeList | Tracepoint:
         from ..tools.probe_listing import probes

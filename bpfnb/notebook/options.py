@@ -65,6 +65,10 @@ class CellOptions:
     interval_ms: int = 1000
     #: bpftrace: settings by environment variable, as (name, value) pairs.
     env: tuple[tuple[str, str], ...] = ()
+    #: Hosts of the connected cluster to load on (``all`` or ``web1,db1``); None: this machine.
+    on: str | None = None
+    #: With ``on``: a failure on any host detaches the cell everywhere.
+    strict: bool = False
 
 
 _PROBE_HELP = {
@@ -114,6 +118,14 @@ def _cell_parser() -> _Parser:
         help="BCC cells: load even when the installed kernel headers place a kernel struct field the cell reads "
         "elsewhere than the running kernel does (the reads would be wrong)",
     )
+    parser.add_argument(
+        "--on",
+        metavar="HOSTS",
+        default=None,
+        help="load on hosts of the connected cluster (%%bpf cluster connect): 'all' or names joined by commas; "
+        "each host loads all or nothing, and hosts where it fails are listed while the others run",
+    )
+    parser.add_argument("--strict", action="store_true", help="with --on: if any host fails, load on none")
     for kind in PROBE_KINDS:
         parser.add_argument(
             f"--{kind.replace('_', '-')}",
@@ -135,6 +147,8 @@ def parse_cell_options(line: str) -> CellOptions:
         debug = parse_debug_flags(args.debug)
     except ValueError as exc:
         raise OptionsError(f"%%bpf: {exc}") from None
+    if args.strict and args.on is None:
+        raise OptionsError("%%bpf: --strict goes with --on HOSTS")
     return CellOptions(
         name=args.name,
         cflags=tuple(_split(args.cflags)),
@@ -143,6 +157,8 @@ def parse_cell_options(line: str) -> CellOptions:
         probes=probes,
         engine=args.engine,
         trust_headers=args.trust_headers,
+        on=args.on,
+        strict=args.strict,
     )
 
 
@@ -233,6 +249,15 @@ def _command_parser() -> _Parser:
     probes = commands.add_parser("probes", help="attachable tracepoints; with one name, its fields")
     probes.add_argument("pattern", nargs="?", default=None)
     probes.add_argument("--binary", default=None, help="list a binary's symbols for uprobes instead")
+    cluster = commands.add_parser("cluster", help="connect to, start, stop or look at an ipyparallel cluster")
+    cluster.add_argument("action", choices=["connect", "start", "stop", "status"])
+    cluster.add_argument("--profile", default=None, help="the cluster's IPython profile")
+    cluster.add_argument("--url-file", default=None, help="connect: the controller's ipcontroller-client.json")
+    cluster.add_argument("--hosts", default=None, help="start: hosts to start an engine on over SSH, joined by commas")
+    cluster.add_argument("-n", "--engines", type=int, default=1, help="engines per host (start), or to wait for (connect)")
+    cluster.add_argument(
+        "--user", default=None, help="start: log in as USER and start engines through its bpfnb engine launcher (sudo)"
+    )
     return parser
 
 
@@ -241,6 +266,8 @@ def parse_command(line: str) -> argparse.Namespace:
     args = _command_parser().parse_args(_split(line))
     if args.command == "detach" and bool(args.name) == bool(args.all):
         raise OptionsError("%bpf detach: give a program's NAME or --all")
+    if args.command == "cluster" and args.profile and args.url_file:
+        raise OptionsError("%bpf cluster: give --profile or --url-file, not both")
     if args.command == "helpers" and args.prog_type is not None:
         args.prog_type = args.prog_type.lower().removeprefix("bpf_prog_type_")
         if args.prog_type not in PROG_TYPES:

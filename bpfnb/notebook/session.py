@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from ..errors import AttachError, BpfnbError
+from typing import TYPE_CHECKING, Any, Union
+
+from ..errors import AttachError, BpfnbError, ClusterError
 from ..program import Program
 from ..tools.session_listing import SessionListing
 from .options import CellOptions
+
+if TYPE_CHECKING:
+    from ..remote.connection import Cluster
+    from ..remote.program import ClusterProgram
+
+#: What a cell makes: a program here, or one on a cluster's hosts.
+AnyProgram = Union[Program, "ClusterProgram"]
 
 __all__ = ["Session", "SessionListing"]
 
@@ -14,9 +23,11 @@ class Session:
     """Named programs; loading a name again replaces the program it named once the new one works."""
 
     def __init__(self) -> None:
-        self.programs: dict[str, Program] = {}
+        self.programs: dict[str, AnyProgram] = {}
+        #: The cluster ``%%bpf NAME --on HOSTS`` loads on.
+        self.cluster: Cluster | None = None
 
-    def load(self, options: CellOptions, source: str, *, first_line: int = 1) -> Program:
+    def load(self, options: CellOptions, source: str, *, first_line: int = 1) -> AnyProgram:
         """Replace the program called ``options.name`` by one built from ``source``.
 
         The old program keeps running until the new one has loaded and
@@ -39,21 +50,66 @@ class Session:
         self.programs[options.name] = program
         return program
 
-    @staticmethod
-    def _build(options: CellOptions, source: str, first_line: int) -> Program:
-        return Program(
-            source,
-            name=options.name,
-            engine=options.engine,
-            cflags=options.cflags,
-            debug=options.debug,
-            attach=options.attach,
-            probes=options.probes,
-            first_line=first_line,
-            trust_headers=options.trust_headers,
-            interval_ms=options.interval_ms,
-            env=dict(options.env),
-        )
+    def _build(self, options: CellOptions, source: str, first_line: int) -> AnyProgram:
+        settings: dict[str, Any] = {
+            "name": options.name,
+            "engine": options.engine,
+            "cflags": options.cflags,
+            "debug": options.debug,
+            "attach": options.attach,
+            "probes": options.probes,
+            "first_line": first_line,
+            "trust_headers": options.trust_headers,
+            "interval_ms": options.interval_ms,
+            "env": dict(options.env),
+        }
+        if options.on is None:
+            return Program(source, **settings)
+        from ..remote.program import ClusterProgram
+
+        return ClusterProgram(self.connected(), source, on=options.on, strict=options.strict, **settings)
+
+    # -- the cluster ---------------------------------------------------------------
+
+    def connected(self) -> Cluster:
+        """The session's cluster; an error saying how to connect one if there is none."""
+        if self.cluster is None:
+            raise ClusterError(
+                "no cluster is connected", hint="%bpf cluster connect --profile NAME (or --url-file F), or %bpf cluster start"
+            )
+        return self.cluster
+
+    def connect(self, *, profile: str | None, url_file: str | None, engines: int) -> Cluster:
+        """Connect to a running cluster (it becomes the session's cluster)."""
+        from ..remote.api import cluster
+
+        self.cluster = cluster(profile, url_file=url_file, engines=engines)
+        return self.cluster
+
+    def start_cluster(self, hosts: list[str], *, engines: int, profile: str | None, user: str | None) -> Cluster:
+        """Start a controller and engines (here, or on ``hosts`` over SSH) that stop with this session."""
+        from ..remote.api import cluster
+        from ..remote.launch import start, stop_launched
+        from ..tools.kernelspec import engine_command
+
+        started = start(hosts, engines=engines, profile=profile, engine_cmd=engine_command(user))
+        try:
+            self.cluster = cluster(client=started.connect_client_sync(), engines=engines * max(len(hosts), 1))
+        except BpfnbError:
+            stop_launched(started)
+            raise
+        self.cluster.launched = started
+        return self.cluster
+
+    def stop_cluster(self) -> list[str]:
+        """Detach the cluster's programs, stop the cluster if the session started it, and disconnect."""
+        found = self.connected()
+        names = [n for n, p in self.programs.items() if getattr(p, "cluster", None) is found]
+        for name in names:
+            self.detach(name)
+        found.stop()
+        self.cluster = None
+        return names
 
     def detach(self, name: str) -> bool:
         """Detach the program called ``name``; False if there is none."""
@@ -77,12 +133,12 @@ class Session:
         )
 
 
-def _holds_hook_of(program: Program, error: AttachError) -> bool:
+def _holds_hook_of(program: AnyProgram, error: AttachError) -> bool:
     """Whether ``error`` comes from a hook ``program`` holds and cannot share (an XDP device)."""
     return error.hook is not None and any((p.kind, p.target) == error.hook for p in program.attachments)
 
 
-def _kept(error: BpfnbError, old: Program | None) -> BpfnbError:
+def _kept(error: BpfnbError, old: AnyProgram | None) -> BpfnbError:
     """``error``, saying that the program the cell made before still runs."""
     if old is not None and not old.closed:
         kept = f"The cell's previous program {old.name!r} is still attached and running, with its maps, streams and plots."

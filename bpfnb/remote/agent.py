@@ -140,6 +140,7 @@ def _describe(program: Program) -> dict[str, Any]:
         "attachments": program.attachments,
         "maps": maps,
         "warnings": program.warnings,
+        "log": program.log,
     }
 
 
@@ -154,17 +155,21 @@ def detach(key: str) -> bool:
 
 def status(key: str) -> dict[str, Any]:
     """How the program under ``key`` fares here: held or not, runs and run time, its streams' counters."""
-    held = HELD.get(key)
-    if held is None or held.program.closed:
-        return {"held": False}
-    stats = held.program.stats()
-    return {
-        "held": True,
-        "stats_enabled": stats_enabled(),
-        "run_count": int(stats["run_count"].sum()),
-        "run_time_ns": int(stats["run_time_ns"].sum()),
-        "streams": {name: _counters(stream) for name, stream in held.streams.items()},
-    }
+
+    def report() -> dict[str, Any]:
+        held = HELD.get(key)
+        if held is None or held.program.closed:
+            return {"held": False}
+        stats = held.program.stats()
+        return {
+            "held": True,
+            "stats_enabled": stats_enabled(),
+            "run_count": int(stats["run_count"].sum()),
+            "run_time_ns": int(stats["run_time_ns"].sum()),
+            "streams": {name: _counters(stream) for name, stream in held.streams.items()},
+        }
+
+    return _answer(report)
 
 
 def _held(key: str) -> Held:

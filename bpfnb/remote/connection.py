@@ -241,9 +241,11 @@ def outcome(future: concurrent.futures.Future[Any]) -> Any:
         return future.result()
     except Unreachable as exc:
         return exc
-    except RemoteError:
-        raise  # a bug on the engine's side, not a fault of the network: show its traceback
-    except Exception as exc:  # ipyparallel's EngineError and friends: the engine died or left
+    except RemoteError as exc:
+        if exc.ename != "EngineError":
+            raise  # a bug on the engine's side, not a fault of the network: show its traceback
+        return Unreachable(f"the engine died ({exc.evalue})")
+    except Exception as exc:  # ipyparallel's own errors for an engine that left
         return Unreachable(f"{type(exc).__name__}: {exc}")
 
 

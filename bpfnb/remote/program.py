@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["HOST_STATES", "ClusterProgram", "HostState", "HostTable"]
 
 HOST_STATES = ("running", "lost", "back", "failed", "detached")
-_LOAD_OPTIONS = ("name", "engine", "cflags", "debug", "attach", "probes", "first_line", "trust_headers")
+_LOAD_OPTIONS = ("name", "engine", "cflags", "debug", "attach", "probes", "first_line", "trust_headers", "interval_ms", "env")
 
 
 @dataclass
@@ -186,11 +186,11 @@ class ClusterProgram:
         for host, answer in zip(asked, answers):
             if isinstance(answer, Unreachable):
                 self.mark_lost(host, str(answer))
-            elif not answer["held"]:
+            elif "error" in answer or not answer["ok"]["held"]:
                 self.mark_lost(host, "the engine does not hold the program any more")
             else:
                 self.mark_answering(host)
-                self._status[host] = answer
+                self._status[host] = answer["ok"]
         with self._lock:
             for host, state in self._states.items():
                 found = self.cluster.hosts.get(host)
@@ -243,6 +243,11 @@ class ClusterProgram:
     @property
     def warnings(self) -> str:
         return str(self.description["warnings"])
+
+    @property
+    def log(self) -> str:
+        """What the compiler and loader printed on each host, under the host's name."""
+        return "\n".join(f"== {host} ==\n{d['log']}" for host, d in self._descriptions.items() if d["log"])
 
     def map_names(self) -> list[str]:
         return list(self.description["maps"]) if self._descriptions else []
@@ -351,7 +356,9 @@ class ClusterProgram:
             for h, s in self.call_hosts(agent.status, timeout=self.cluster.lost_after).items()
             if s.get("held")
         ]
-        return pd.DataFrame(rows, columns=["host", "run_count", "run_time_ns", "stats_enabled"])
+        frame = pd.DataFrame(rows, columns=["host", "run_count", "run_time_ns", "stats_enabled"])
+        frame.attrs["stats_enabled"] = bool(frame["stats_enabled"].all())
+        return frame
 
     # -- display -------------------------------------------------------------------------
 
@@ -370,6 +377,7 @@ class ClusterProgram:
         if not self._closed and self._descriptions:
             lines += [f"  {probe}" for probe in self.attachments]
             lines += [f"  map {name}" for name in self.map_names()]
+            lines += ["  " + line for line in repr(HostTable(self)).splitlines()]
         if self.failures:
             lines += ["  failed on:", *("    " + line for line in self._failure_table().splitlines())]
         return "\n".join(lines)

@@ -151,7 +151,11 @@ class ClusterStream:
                 now = time.monotonic()
                 for feed in list(self._feeds.values()):
                     if feed.pending is not None and feed.pending.done():
-                        self._receive(feed, outcome(feed.pending))
+                        try:
+                            answer = outcome(feed.pending)
+                        except Exception as exc:  # a bug on that engine: that host stops, the others go on
+                            answer = {"error": {"message": f"{type(exc).__name__}: {exc}"}}
+                        self._receive(feed, answer)
                     elif feed.pending is not None and feed.state == "running" and now - feed.asked_at > cluster.lost_after:
                         feed.state = "lost"  # the request stays: if it is answered, the host is back
                         self.program.mark_lost(feed.host, f"no answer for {cluster.lost_after:g} s")

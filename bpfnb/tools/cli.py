@@ -62,6 +62,25 @@ def _kernelspec(args: argparse.Namespace) -> int:
     return run(args)
 
 
+@command(
+    "cluster",
+    help="start or stop an ipyparallel cluster of root engines for %%bpf --on, or set a host up for one",
+    arguments=[
+        (("action",), {"choices": ["start", "stop", "setup"]}),
+        (("--hosts",), {"help": "start: hosts to start engines on over SSH, joined by commas (none: this machine)"}),
+        (("-n", "--engines"), {"type": int, "default": 1, "help": "start: engines per host"}),
+        (("--profile",), {"default": None, "help": "the IPython profile of the cluster's connection files"}),
+        (("--user",), {"help": "start: log in as USER and start engines through its launcher; "
+                                "setup: install that launcher and its sudoers rule (as root, on each host)"}),
+        (("--remove",), {"action": "store_true", "help": "setup: remove the user's launcher and rule instead"}),
+    ],
+)
+def _cluster(args: argparse.Namespace) -> int:
+    from .cluster_commands import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bpfnb", description="Explore the running Linux kernel with eBPF from notebooks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -12,6 +12,13 @@ root unless its user already is, so only the kernel gets privileges:
   server cannot reach a root kernel, so that spec asks for
   ``interrupt_mode: "message"``.
 
+Cluster engines (:mod:`bpfnb.remote`) get root the same narrow way:
+:func:`install_engine_launcher` puts ``/usr/local/libexec/bpfnb/engine-<user>``
+and its sudoers rule on a host (``bpfnb cluster setup --user USER``), and
+``bpfnb cluster start --user USER`` starts engines through it. That launcher
+takes no argument; the rule keeps only the environment variables with which
+ipyparallel's launchers say where the connection files are.
+
 The templates live in the repository's ``kernels/`` directory. The module is
 also the command ``bpfnb kernelspec install|uninstall`` that
 ``make`` runs.
@@ -41,10 +48,13 @@ __all__ = [
     "CLI_ARGUMENTS",
     "KERNEL_NAME",
     "InstalledKernelSpec",
+    "engine_command",
+    "install_engine_launcher",
     "install_kernelspec",
     "launcher_path",
     "run",
     "sudoers_path",
+    "uninstall_engine_launcher",
     "uninstall_kernelspec",
 ]
 
@@ -92,15 +102,51 @@ class InstalledKernelSpec:
         return card(f"Jupyter kernel spec {KERNEL_NAME!r}", facts(rows))
 
 
-def launcher_path(user: str) -> Path:
-    """Return the path of ``user``'s root-owned kernel launcher."""
-    return LIBEXEC_DIR / f"kernel-{_check_user(user)}"
+#: What each kind of launcher starts: its template, and what its sudoers rule says and keeps.
+_LAUNCHERS = {
+    "kernel": ("launcher.sh", "their eBPF notebook kernel", "How the kernel gets its privileges", ""),
+    "engine": (
+        "engine-launcher.sh",
+        "bpfnb cluster engines",
+        "Clusters",
+        'Defaults!{launcher} env_keep += "IPP_PROFILE_DIR IPP_CLUSTER_ID IPP_CONNECTION_INFO"\n',
+    ),
+}
 
 
-def sudoers_path(user: str) -> Path:
-    """Return the path of the sudoers drop-in for ``user``'s launcher."""
+def launcher_path(user: str, kind: str = "kernel") -> Path:
+    """Return the path of ``user``'s root-owned launcher of a ``kind`` (kernel or engine)."""
+    return LIBEXEC_DIR / f"{kind}-{_check_user(user)}"
+
+
+def sudoers_path(user: str, kind: str = "kernel") -> Path:
+    """Return the path of the sudoers drop-in for ``user``'s launcher of a ``kind``."""
     # sudo skips files in sudoers.d whose names contain a dot.
-    return SUDOERS_DIR / f"bpfnb-{_check_user(user).replace('.', '_')}"
+    prefix = "bpfnb-" if kind == "kernel" else f"bpfnb-{kind}-"
+    return SUDOERS_DIR / f"{prefix}{_check_user(user).replace('.', '_')}"
+
+
+def engine_command(user: str | None) -> list[str]:
+    """The command that starts a root cluster engine for ``user`` on a host set up by :func:`install_engine_launcher`.
+
+    Empty for root (or no user): ipyparallel's own engine command is right then.
+    """
+    return [] if user in (None, "root") else ["sudo", "-n", str(launcher_path(str(user), "engine"))]
+
+
+def install_engine_launcher(user: str, *, python: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """Let ``user`` start root cluster engines on this host: a launcher and its sudoers rule (needs root).
+
+    Returns the launcher's and the rule's paths. ``python`` is the venv's
+    interpreter the engines run (default: this one).
+    """
+    return _install_launcher(user, python=os.path.abspath(python or sys.executable), kind="engine")
+
+
+def uninstall_engine_launcher(user: str) -> None:
+    """Remove ``user``'s engine launcher and its sudoers rule (needs root)."""
+    _require_root("removing an engine launcher")
+    _remove_launcher(user, "engine")
 
 
 def install_kernelspec(
@@ -175,16 +221,21 @@ def uninstall_kernelspec(prefix: str | os.PathLike[str], *, user: str | None = N
     shutil.rmtree(Path(prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME, ignore_errors=True)
     if user is None:
         return
+    _remove_launcher(user, "kernel")
+
+
+def _remove_launcher(user: str, kind: str) -> None:
     # The sudoers rule goes first: a rule naming a missing launcher is harmless,
     # the reverse order would briefly allow a path someone else could create.
-    sudoers_path(user).unlink(missing_ok=True)
-    launcher_path(user).unlink(missing_ok=True)
+    sudoers_path(user, kind).unlink(missing_ok=True)
+    launcher_path(user, kind).unlink(missing_ok=True)
     if LIBEXEC_DIR.is_dir() and not any(LIBEXEC_DIR.iterdir()):
         LIBEXEC_DIR.rmdir()
 
 
-def _install_launcher(user: str, *, python: str) -> tuple[Path, Path]:
-    _require_root("installing the sudo kernel launcher")
+def _install_launcher(user: str, *, python: str, kind: str = "kernel") -> tuple[Path, Path]:
+    template, what, section, defaults = _LAUNCHERS[kind]
+    _require_root(f"installing the sudo {kind} launcher")
     try:
         entry = pwd.getpwnam(_check_user(user))
     except KeyError:
@@ -202,17 +253,19 @@ def _install_launcher(user: str, *, python: str) -> tuple[Path, Path]:
     LIBEXEC_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chown(LIBEXEC_DIR, 0, 0)
     LIBEXEC_DIR.chmod(0o755)
-    launcher = launcher_path(user)
-    script = _template("launcher.sh", USER=user, UID=str(entry.pw_uid), PYTHON=shlex.quote(python))
+    launcher = launcher_path(user, kind)
+    script = _template(template, USER=user, UID=str(entry.pw_uid), PYTHON=shlex.quote(python))
     _write_if_changed(launcher, script, mode=0o755)
     os.chown(launcher, 0, 0)
+    remove = f"bpfnb kernelspec uninstall --user {user}" if kind == "kernel" else f"bpfnb cluster setup --remove --user {user}"
     rule = (
-        f"# bpfnb: lets {user} start their eBPF notebook kernel (the launcher runs it) as root.\n"
-        f"# See README.md, \"How the kernel gets its privileges\". Remove with\n"
-        f"# `bpfnb kernelspec uninstall --user {user}`.\n"
+        f"# bpfnb: lets {user} start {what} (the launcher runs it) as root.\n"
+        f"# See README.md, \"{section}\". Remove with\n"
+        f"# `{remove}`.\n"
+        f"{defaults.format(launcher=launcher)}"
         f"{user} ALL=(root) NOPASSWD: {launcher}\n"
     )
-    sudoers = sudoers_path(user)
+    sudoers = sudoers_path(user, kind)
     if not sudoers.is_file() or sudoers.read_text() != rule:
         _install_sudoers(sudoers, rule, visudo=visudo)
     return launcher, sudoers
