@@ -257,18 +257,19 @@ def stream_open(key: str, name: str, options: Mapping[str, Any]) -> dict[str, An
 
 
 def stream_take(
-    key: str, name: str, *, max_rows: int, wait: float, compression: str | None = None
+    key: str, name: str, *, max_rows: int, wait: float, linger: float = 0.0, compression: str | None = None
 ) -> dict[str, Any]:
     """The rows of stream ``name`` not yet taken (at most ``max_rows``), as Arrow IPC, with its counters.
 
     Waits up to ``wait`` seconds for a row when none is there, so that an
-    idle stream costs a few round trips a second. ``data`` is None when no
-    row came.
+    idle stream costs a few round trips a second, then up to ``linger`` for
+    more, so that a busy one costs few round trips per row (each costs the
+    engine a few ms). ``data`` is None when no row came.
     """
 
     def take() -> dict[str, Any]:
         stream = _stream(key, name)
-        frame = stream.take(max_rows, wait=wait)
+        frame = stream.take(max_rows, wait=wait, linger=linger)
         data = encode_frame(frame, compression=compression) if len(frame) else None
         return {"data": data, "counters": _counters(stream)}
 

@@ -50,6 +50,10 @@ __all__ = ["ClusterStream"]
 
 #: Seconds an engine waits for a row before answering "nothing yet".
 _LONG_POLL = 0.2
+#: Seconds an engine then waits for a whole batch: each request costs it a few ms.
+_LINGER = 0.02
+#: Requests in flight per host: the engine finds the next one waiting when it answers one.
+_IN_FLIGHT = 2
 _COUNTERS = ("received", "lost", "dropped")
 
 
@@ -66,8 +70,8 @@ class _Feed:
     #: The engine's own counters, as of its last answer.
     remote: dict[str, Any] = field(default_factory=dict)
     dropped_here: int = 0
-    pending: concurrent.futures.Future[Any] | None = None
-    asked_at: float = 0.0
+    #: Requests in flight, oldest first, with when each was sent.
+    pending: collections.deque[tuple[float, concurrent.futures.Future[Any]]] = field(default_factory=collections.deque)
     state: str = "running"
 
 
@@ -123,7 +127,8 @@ class ClusterStream:
         with self._lock:
             for host, engine in answers.items():
                 feed = self._feeds.setdefault(host, _Feed(host, engine))
-                feed.engine, feed.state, feed.pending, feed.remote = engine, "running", None, {}
+                feed.engine, feed.state, feed.remote = engine, "running", {}
+                feed.pending.clear()
 
     # -- the gatherer thread ---------------------------------------------------------
 
@@ -132,32 +137,20 @@ class ClusterStream:
         try:
             while not self._stopping.is_set():
                 for feed in list(self._feeds.values()):
-                    if feed.pending is None and feed.state == "running":
-                        feed.asked_at = time.monotonic()
-                        feed.pending = cluster.submit(
-                            feed.engine,
-                            agent.stream_take,
-                            self.program.key,
-                            self.name,
-                            max_rows=self.batch_rows,
-                            wait=_LONG_POLL,
-                            compression=cluster.compression,
-                        )
-                pending = [f.pending for f in self._feeds.values() if f.pending is not None]
+                    while len(feed.pending) < _IN_FLIGHT and feed.state == "running":
+                        feed.pending.append((time.monotonic(), self._ask(feed)))
+                pending = [f for feed in self._feeds.values() for _, f in feed.pending]
                 if not pending:
                     self._stopping.wait(_LONG_POLL)
                     continue
                 concurrent.futures.wait(pending, timeout=_LONG_POLL, return_when=concurrent.futures.FIRST_COMPLETED)
                 now = time.monotonic()
                 for feed in list(self._feeds.values()):
-                    if feed.pending is not None and feed.pending.done():
-                        try:
-                            answer = outcome(feed.pending)
-                        except Exception as exc:  # a bug on that engine: that host stops, the others go on
-                            answer = {"error": {"message": f"{type(exc).__name__}: {exc}"}}
-                        self._receive(feed, answer)
-                    elif feed.pending is not None and feed.state == "running" and now - feed.asked_at > cluster.lost_after:
-                        feed.state = "lost"  # the request stays: if it is answered, the host is back
+                    # In the order they were sent: one engine answers them in that order.
+                    while feed.pending and feed.pending[0][1].done():
+                        self._receive(feed, _answer(feed.pending.popleft()[1]))
+                    if feed.pending and feed.state == "running" and now - feed.pending[0][0] > cluster.lost_after:
+                        feed.state = "lost"  # the requests stay: if they are answered, the host is back
                         self.program.mark_lost(feed.host, f"no answer for {cluster.lost_after:g} s")
         except BaseException as exc:  # reported by the stream's state, never lost
             self.error = exc
@@ -165,14 +158,28 @@ class ClusterStream:
             with self._lock:
                 self._lock.notify_all()
 
+    def _ask(self, feed: _Feed) -> concurrent.futures.Future[Any]:
+        cluster = self.program.cluster
+        return cluster.submit(
+            feed.engine,
+            agent.stream_take,
+            self.program.key,
+            self.name,
+            max_rows=self.batch_rows,
+            wait=_LONG_POLL,
+            linger=_LINGER,
+            compression=cluster.compression,
+        )
+
     def _receive(self, feed: _Feed, answer: Any) -> None:
-        feed.pending = None
         if isinstance(answer, Unreachable):
             feed.state = "lost"
+            feed.pending.clear()
             self.program.mark_lost(feed.host, str(answer))
             return
         if "error" in answer:
             feed.state = "lost"
+            feed.pending.clear()
             self.program.mark_lost(feed.host, answer["error"]["message"])
             return
         if feed.state == "lost":
@@ -350,3 +357,11 @@ class ClusterStream:
             parts.append(_html.note(f"{self.lost:,} events lost in the hosts' kernels: buffers were full.", kind="bad"))
         return _html.card(f"Stream {self.name} ({self.kind}) on a cluster: {self.state}", *parts)
 
+
+
+def _answer(future: concurrent.futures.Future[Any]) -> Any:
+    """A finished request's answer; a bug on the engine becomes that host's error, so the others go on."""
+    try:
+        return outcome(future)
+    except Exception as exc:
+        return {"error": {"message": f"{type(exc).__name__}: {exc}"}}

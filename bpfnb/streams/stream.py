@@ -134,21 +134,27 @@ class Stream:
         frame.attrs["name"] = self.name  # plots and tables name what they show after it
         return frame
 
-    def take(self, max_rows: int = 1_000_000, *, wait: float = 0.0) -> pd.DataFrame:
+    def take(self, max_rows: int = 1_000_000, *, wait: float = 0.0, linger: float = 0.0) -> pd.DataFrame:
         """Remove the oldest rows held (at most ``max_rows``) and return them as :meth:`df` would.
 
         For a reader that hands rows on as they come (the cluster's engines do):
         what it took is no longer held, so retention only bounds what it has
-        not taken yet. With ``wait``, blocks up to that many seconds for a row
-        when none is held.
+        not taken yet. ``wait`` blocks up to that many seconds for a first row
+        when none is held; ``linger`` then waits up to that long for
+        ``max_rows`` of them, so that a busy stream is taken in fewer, larger
+        pieces.
         """
         if max_rows < 1:
             raise ArgumentError(f"max_rows must be positive, not {max_rows}")
         consumer = self._consumer
-        deadline = time.monotonic() + wait
         with consumer.lock:
-            while not consumer.rows and consumer.state == "running" and (left := deadline - time.monotonic()) > 0:
-                consumer.lock.wait(left)
+            for enough, seconds in ((1, wait), (max_rows, linger)):
+                deadline = time.monotonic() + seconds
+                while consumer.rows < enough and consumer.state == "running":
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not (consumer.rows or enough == 1):
+                        break
+                    consumer.lock.wait(left)
             batches = consumer.take(max_rows)
         return self._decoding.frame(batches)
 
