@@ -95,3 +95,21 @@ def test_commands():
 def test_bad_commands(line):
     with pytest.raises(OptionsError):
         parse_command(line)
+
+
+def test_on_hosts_and_strict():
+    options = parse_cell_options("lat --on web1,db1 --strict")
+    assert (options.on, options.strict) == ("web1,db1", True)
+    assert parse_cell_options("lat").on is None
+    with pytest.raises(OptionsError, match="--strict goes with --on"):
+        parse_cell_options("lat --strict")
+
+
+def test_cluster_commands():
+    args = parse_command("cluster start --hosts a,b -n 2 --user alice")
+    assert (args.action, args.hosts, args.engines, args.user) == ("start", "a,b", 2, "alice")
+    assert parse_command("cluster connect --url-file /x/c.json").url_file == "/x/c.json"
+    with pytest.raises(OptionsError, match="not both"):
+        parse_command("cluster connect --profile p --url-file f")
+    with pytest.raises(OptionsError, match="invalid choice"):
+        parse_command("cluster restart")

@@ -278,3 +278,28 @@ def test_a_workload_of_many_events_is_gathered_whole(hosts, cluster, workload):
         frame = events.df(sort=False)
         assert np.array_equal(frame.groupby("host", observed=True).size().to_numpy(),
                               [counts[h.name]["rows"] for h in hosts.hosts])
+
+
+def test_cluster_start_uses_ipyparallels_launchers_and_stop_ends_the_engines(tmp_path, monkeypatch, workload):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bpfnb")
+    try:
+        started = shell.run_line_magic("bpf", "cluster start -n 2 --profile bpfnbtest")
+        assert len(started.hosts) == 1 and len(next(iter(started.hosts.values())).engines) == 2
+        assert shell.run_cell("%%bpf local_lat --on all\n" + CELL.replace('#include "host.h"', "#define HOST_CGROUP 0ULL")).success
+        lat = shell.user_ns["local_lat"]
+        pids = _engine_pids(started)
+        held = set().union(*(_held_prog_ids(str(pid)) for pid in pids))
+        assert held and lat.running_hosts == list(started.hosts)
+        shell.run_line_magic("bpf", "cluster stop")
+        assert lat.closed
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), "the engines to exit")
+        wait_for(lambda: not held & loaded_prog_ids(), "the engines' programs to go with them")
+    finally:
+        shell.run_line_magic("unload_ext", "bpfnb")
+        InteractiveShell.clear_instance()
+
+
+def _engine_pids(started: BpfnbCluster) -> list[int]:
+    return [int(facts["pid"]) for facts in started._known.values()]
