@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -21,9 +22,12 @@ import pytest
 
 from bpfnb.tools.kernelspec import (
     KERNEL_NAME,
+    engine_command,
+    install_engine_launcher,
     install_kernelspec,
     launcher_path,
     sudoers_path,
+    uninstall_engine_launcher,
     uninstall_kernelspec,
 )
 
@@ -218,6 +222,57 @@ def test_install_is_idempotent_and_uninstall_removes_everything(unprivileged_use
     uninstall_kernelspec(prefix, user=name)
     assert not first.spec_dir.exists()
     assert not first.launcher.exists() and not first.sudoers.exists()
+
+
+def test_a_user_starts_root_cluster_engines_only_through_the_engine_launcher(unprivileged_user):
+    import ipyparallel as ipp
+
+    name, _prefix = unprivileged_user
+    launcher, rule = install_engine_launcher(name, python=sys.executable)
+    assert launcher == launcher_path(name, "engine") and rule == sudoers_path(name, "engine")
+    assert (launcher.stat().st_uid, stat.S_IMODE(launcher.stat().st_mode)) == (0, 0o755)
+    assert subprocess.run(["visudo", "-c"], capture_output=True).returncode == 0
+    assert engine_command(name) == ["sudo", "-n", str(launcher)] and engine_command("root") == []
+    assert _as_user(name, "sudo -n /bin/true").returncode != 0
+    assert _as_user(name, f"sudo -n {launcher} --anything").returncode == 64
+    assert _as_user(name, f"IPP_PROFILE_DIR=/root sudo -n {launcher}").returncode == 77
+
+    # A controller of the user's own, and an engine the user starts through the launcher.
+    home = Path(f"~{name}").expanduser()
+    profile = home / "profile_cluster"
+    controller = subprocess.Popen(
+        ["runuser", "-u", name, "--", sys.executable, "-m", "ipyparallel.controller",
+         f"--profile-dir={profile}", "--ip=127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    engine = None
+    engine_pid = 0
+    try:
+        url_file = profile / "security" / "ipcontroller-client.json"
+        deadline = time.monotonic() + 60
+        while not (profile / "security" / "ipcontroller-engine.json").exists():
+            assert time.monotonic() < deadline and controller.poll() is None, "the user's controller did not start"
+            time.sleep(0.1)
+        engine = subprocess.Popen(
+            ["runuser", "-l", name, "-c", f"IPP_PROFILE_DIR={profile} exec sudo -n {launcher}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = ipp.Client(str(url_file))
+        try:
+            client.wait_for_engines(1, timeout=60)
+            engine_pid = client[0].apply_sync(os.getpid)
+            assert client[0].apply_sync(os.geteuid) == 0
+        finally:
+            client.close()
+    finally:
+        if engine_pid:
+            os.kill(engine_pid, signal.SIGTERM)
+        for process in (engine, controller):
+            if process is not None:
+                process.terminate()
+                process.wait(30)
+        uninstall_engine_launcher(name)
+    assert not launcher.exists() and not rule.exists()
 
 
 if __name__ == "__main__":
