@@ -27,7 +27,7 @@ import pyarrow as pa
 from ..errors import ArgumentError, DecodeError
 from .strings import arrow_strings_to_pandas
 
-__all__ = ["DECODERS", "Decoder", "apply_decoders", "boot_to_wall", "utc_times"]
+__all__ = ["DECODERS", "Decoder", "apply_decoders", "boot_to_wall", "clock_offset_ns", "decoded_columns", "utc_times", "with_decoded"]
 
 #: What ``decode={column: ...}`` accepts: a decoder name, a value->name mapping
 #: or a function of the raw numpy array.
@@ -42,18 +42,34 @@ def apply_decoders(frame: pd.DataFrame, decode: Mapping[str, Decoder]) -> pd.Dat
     DecodeError
         A column is missing, a decoder name is unknown, or values do not fit it.
     """
-    frame = frame.copy(deep=False)
+    return with_decoded(frame, decoded_columns(frame, decode))
+
+
+def decoded_columns(columns: Mapping[str, Any] | pd.DataFrame, decode: Mapping[str, Decoder]) -> dict[str, Any]:
+    """The decoded values of the columns ``decode`` names, by column (the raw ones are in ``columns``).
+
+    Where the decoding depends on the machine (kernel symbols, clocks), this
+    runs on the machine the values come from; :func:`with_decoded` puts the
+    result in a frame anywhere.
+    """
+    names = list(columns.keys())
+    decoded = {}
     for column, decoder in decode.items():
-        if column not in frame.columns:
-            raise DecodeError(
-                f"cannot decode {column!r}: no such column",
-                hint=f"columns are: {', '.join(map(str, frame.columns))}",
-            )
+        if column not in names:
+            raise DecodeError(f"cannot decode {column!r}: no such column", hint=f"columns are: {', '.join(map(str, names))}")
+        decoded[column] = _decoder(decoder)(np.asarray(columns[column]))
+    return decoded
+
+
+def with_decoded(frame: pd.DataFrame, decoded: Mapping[str, Any]) -> pd.DataFrame:
+    """``frame`` with each column of ``decoded`` in place of the raw one, kept right after it as ``<name>_raw``."""
+    if not decoded:
+        return frame
+    frame = frame.copy(deep=False)
+    for column, values in decoded.items():
         raw = frame[column].to_numpy()
-        decoded = _decoder(decoder)(raw)
         position = list(frame.columns).index(column)
-        values = decoded.array if isinstance(decoded, (pd.Series, pd.Index)) else decoded
-        frame[column] = pd.Series(values, index=frame.index)
+        frame[column] = pd.Series(values.array if isinstance(values, (pd.Series, pd.Index)) else values, index=frame.index)
         frame.insert(position + 1, f"{column}_raw", raw)
     return frame
 
@@ -129,12 +145,22 @@ def _syscall(values: np.ndarray) -> Any:
     return _by_unique(np.asarray(values, dtype=np.int64), lambda v: syscall_name(int(v)))
 
 
-def _clock_offset_ns(clock: int) -> int:
-    """Wall-clock ns minus ``clock`` ns, read as a tight sandwich of three readings."""
+#: The kernel clocks event timestamps are read from, by name.
+_CLOCKS = {"boottime": time.CLOCK_BOOTTIME, "monotonic": time.CLOCK_MONOTONIC}
+
+
+def clock_offset_ns(clock: str) -> int:
+    """Wall-clock ns minus ``clock``'s ns on this machine now, read as a tight sandwich of three readings.
+
+    ``clock`` is ``"boottime"`` (``bpf_ktime_get_boot_ns``) or ``"monotonic"``
+    (``bpf_ktime_get_ns``).
+    """
+    if clock not in _CLOCKS:
+        raise ArgumentError(f"clock must be one of {sorted(_CLOCKS)}, not {clock!r}")
     best: tuple[int, int] | None = None
     for _ in range(5):
         before = time.time_ns()
-        reading = time.clock_gettime_ns(clock)
+        reading = time.clock_gettime_ns(_CLOCKS[clock])
         after = time.time_ns()
         if best is None or after - before < best[0]:
             best = (after - before, (before + after) // 2 - reading)
@@ -151,10 +177,7 @@ def boot_to_wall(ns: np.ndarray, *, clock: str = "boottime") -> pd.DatetimeIndex
         ``bpf_ktime_get_boot_ns()`` values (``clock="boottime"``) or
         ``bpf_ktime_get_ns()`` values (``clock="monotonic"``).
     """
-    clocks = {"boottime": time.CLOCK_BOOTTIME, "monotonic": time.CLOCK_MONOTONIC}
-    if clock not in clocks:
-        raise ArgumentError(f"clock must be one of {sorted(clocks)}, not {clock!r}")
-    return utc_times(np.asarray(ns, dtype=np.int64) + _clock_offset_ns(clocks[clock]))
+    return utc_times(np.asarray(ns, dtype=np.int64) + clock_offset_ns(clock))
 
 
 def utc_times(epoch_ns: np.ndarray) -> pd.DatetimeIndex:

@@ -31,7 +31,7 @@ from ..kernel.stats import stats_enabled
 from ..maps.history import split_columns
 from ..program import Program
 from ..streams.stream import Stream
-from .wire import encode_frame
+from .wire import encode_frame, encode_rows
 
 __all__ = [
     "Held",
@@ -242,16 +242,20 @@ def _sort_column(frame: pd.DataFrame, values: list[str], by: str | None) -> str:
 
 
 def stream_open(key: str, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Start consuming buffer ``name`` here; its rows wait (bounded) until the client takes them."""
+    """Start consuming buffer ``name`` here; its rows wait (bounded) until the client takes them.
 
-    def start() -> str:
+    Answers the stream's kind and the numpy type of its events (the client
+    makes the columns from the raw records).
+    """
+
+    def start() -> dict[str, Any]:
         held = _held(key)
         if name in held.streams and held.streams[name].running:
             raise BpfnbError(f"{name!r} is already being streamed on this host", hint="stop the other stream first")
         stream = held.program.stream(name, **options)
         assert isinstance(stream, Stream), "a named buffer streams as a Stream"
         held.streams[name] = stream
-        return stream.kind
+        return {"kind": stream.kind, "dtype": stream.dtype}
 
     return _answer(start)
 
@@ -259,21 +263,28 @@ def stream_open(key: str, name: str, options: Mapping[str, Any]) -> dict[str, An
 def stream_take(
     key: str, name: str, *, max_rows: int, wait: float, linger: float = 0.0, compression: str | None = None
 ) -> dict[str, Any]:
-    """The rows of stream ``name`` not yet taken (at most ``max_rows``), as Arrow IPC, with its counters.
+    """The rows of stream ``name`` not yet taken (at most ``max_rows``), raw, with the stream's counters.
 
     Waits up to ``wait`` seconds for a row when none is there, so that an
     idle stream costs a few round trips a second, then up to ``linger`` for
-    more, so that a busy one costs few round trips per row (each costs the
-    engine a few ms). ``data`` is None when no row came.
+    more while events keep coming, so that a flood costs few round trips
+    (each costs the engine about a millisecond whatever its size) and the end
+    of a burst goes out at once. The answer's ``ok`` holds the counters and
+    the rows' facts (None when no row came), its ``data`` the records
+    (:func:`bpfnb.remote.wire.encode_rows`): at the top of the answer,
+    where ipyparallel sends a buffer without copying it.
     """
 
-    def take() -> dict[str, Any]:
+    def take() -> tuple[dict[str, Any], memoryview | None]:
         stream = _stream(key, name)
-        frame = stream.take(max_rows, wait=wait, linger=linger)
-        data = encode_frame(frame, compression=compression) if len(frame) else None
-        return {"data": data, "counters": _counters(stream)}
+        rows = stream.take_rows(max_rows, wait=wait, linger=linger)
+        facts, data = encode_rows(rows, compression=compression) if len(rows) else (None, None)
+        return {"rows": facts, "counters": _counters(stream)}, data
 
-    return _answer(take)
+    answer = _answer(take)
+    if "ok" in answer:
+        answer["ok"], answer["data"] = answer["ok"]
+    return answer
 
 
 def stream_stop(key: str, name: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -32,19 +33,15 @@ __all__ = ["MERGES", "ClusterMap", "host_frame"]
 MERGES = (None, "sum")
 
 
-def host_frame(tables: Mapping[str, pa.Table]) -> pd.DataFrame:
-    """The hosts' tables as one frame, ``host`` first (a categorical column: one string per host, not per row)."""
-    named = []
-    hosts = list(tables)
-    for index, table in enumerate(tables.values()):
-        codes = pa.array([index] * table.num_rows, pa.int32()) if table.num_rows else pa.array([], pa.int32())
-        column = pa.DictionaryArray.from_arrays(codes, pa.array(hosts, pa.string()))
-        named.append(table.add_column(0, "host", column))
-    if not named:
+def host_frame(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The hosts' frames as one, ``host`` first (a categorical column: one string per host, not per row)."""
+    if not frames:
         return pd.DataFrame({"host": pd.Categorical([])})
-    joined = pa.concat_tables(named, promote_options="permissive")
-    frame: pd.DataFrame = joined.to_pandas()
-    return frame
+    parts = list(frames.values())
+    joined = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    codes = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+    joined.insert(0, "host", pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(list(frames)))), allow_duplicates=True)
+    return joined
 
 
 class ClusterMap:
@@ -108,7 +105,7 @@ class ClusterMap:
             if top is not None:
                 frame = frame.nlargest(top, by or _single_value(tables), keep="first").reset_index(drop=True)
         else:
-            frame = host_frame(tables)
+            frame = host_frame({host: table.to_pandas() for host, table in tables.items()})
         frame.attrs["missing"] = missing
         return frame
 

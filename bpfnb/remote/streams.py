@@ -9,8 +9,10 @@ Flow and its bounds, per host:
    ``batch_rows`` at a time and with one request in flight per host: an engine
    sends only when asked, so a slow client or link never builds a queue
    anywhere but in that bounded hold (backpressure);
-3. the rows arrive as Arrow IPC and are kept as Arrow tables here, again at most
-   ``max_rows``/``max_bytes`` per host (the oldest dropped and counted).
+3. the rows arrive raw (:func:`~bpfnb.remote.wire.encode_rows`: the records as
+   the kernel wrote them, the engine does no work per event) and are kept raw
+   here, again at most ``max_rows``/``max_bytes`` per host (the oldest dropped
+   and counted); columns are made when a frame is asked for.
 
 ``lost`` counts what each kernel could not put in its buffer, ``dropped``
 what the bounds above let go. Times are each host's own wall clock, converted
@@ -31,17 +33,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..display import html as _html
 from ..errors import ArgumentError
+from ..streams.decoding import Rows, rows_frame
 from . import agent
 from .connection import Unreachable, outcome, raise_remote
 from .hosted import HostedProgram
-from .maps import host_frame
-from .wire import decode_table
+from .wire import decode_rows
 
 if TYPE_CHECKING:
     from ..live.widget import Live
@@ -50,9 +51,12 @@ __all__ = ["ClusterStream"]
 
 #: Seconds an engine waits for a row before answering "nothing yet".
 _LONG_POLL = 0.2
-#: Seconds an engine then waits for a whole batch: each request costs it a few ms.
-_LINGER = 0.02
-#: Requests in flight per host: the engine finds the next one waiting when it answers one.
+#: Seconds an engine then waits for a whole batch while events keep coming: each
+#: request costs it about a millisecond, and holds up other requests to it
+#: (map reads) for as long as it waits.
+_LINGER = 0.1
+#: Requests in flight per host while events flow: the engine finds the next one
+#: waiting when it answers one. An idle host has one (a long poll).
 _IN_FLIGHT = 2
 _COUNTERS = ("received", "lost", "dropped")
 
@@ -63,7 +67,9 @@ class _Feed:
 
     host: str
     engine: int
-    tables: collections.deque[pa.Table] = field(default_factory=collections.deque)
+    #: The numpy type of its events, as its engine said.
+    dtype: np.dtype
+    parts: collections.deque[Rows] = field(default_factory=collections.deque)
     rows: int = 0
     bytes: int = 0
     wire_bytes: int = 0
@@ -73,6 +79,8 @@ class _Feed:
     #: Requests in flight, oldest first, with when each was sent.
     pending: collections.deque[tuple[float, concurrent.futures.Future[Any]]] = field(default_factory=collections.deque)
     state: str = "running"
+    #: Whether its last answer brought rows.
+    flowing: bool = False
 
 
 class ClusterStream:
@@ -112,8 +120,8 @@ class ClusterStream:
         with self._lock:
             for host in hosts:
                 if host in answers:
-                    self.kind = answers[host]
-                    self._feeds[host] = _Feed(host, self.program.state_of(host).engine)
+                    self.kind = answers[host]["kind"]
+                    self._feeds[host] = _Feed(host, self.program.state_of(host).engine, answers[host]["dtype"])
 
     def rejoin(self, hosts: list[str]) -> None:
         """Stream from ``hosts`` again after the program was loaded there anew (their old rows stay)."""
@@ -123,11 +131,11 @@ class ClusterStream:
             answer = self.program.cluster.call(state.engine, agent.stream_open, self.program.key, self.name, self._options)
             if "error" in answer:
                 raise_remote(host, answer["error"])
-            answers[host] = state.engine
+            answers[host] = (state.engine, answer["ok"]["dtype"])
         with self._lock:
-            for host, engine in answers.items():
-                feed = self._feeds.setdefault(host, _Feed(host, engine))
-                feed.engine, feed.state, feed.remote = engine, "running", {}
+            for host, (engine, dtype) in answers.items():
+                feed = self._feeds.setdefault(host, _Feed(host, engine, dtype))
+                feed.engine, feed.dtype, feed.state, feed.remote = engine, dtype, "running", {}
                 feed.pending.clear()
 
     # -- the gatherer thread ---------------------------------------------------------
@@ -137,7 +145,7 @@ class ClusterStream:
         try:
             while not self._stopping.is_set():
                 for feed in list(self._feeds.values()):
-                    while len(feed.pending) < _IN_FLIGHT and feed.state == "running":
+                    while len(feed.pending) < (_IN_FLIGHT if feed.flowing else 1) and feed.state == "running":
                         feed.pending.append((time.monotonic(), self._ask(feed)))
                 pending = [f for feed in self._feeds.values() for _, f in feed.pending]
                 if not pending:
@@ -185,15 +193,16 @@ class ClusterStream:
         if feed.state == "lost":
             feed.state = "running"
             self.program.mark_answering(feed.host)
-        reply = answer["ok"]
-        table = decode_table(reply["data"]) if reply["data"] is not None else None
+        reply, data = answer["ok"], answer["data"]
+        rows = decode_rows(reply["rows"], data, feed.dtype) if reply["rows"] is not None else None
         with self._lock:
             feed.remote = reply["counters"]
-            if table is not None:
-                feed.tables.append(table)
-                feed.rows += table.num_rows
-                feed.bytes += table.nbytes
-                feed.wire_bytes += len(reply["data"])
+            feed.flowing = rows is not None
+            if rows is not None:
+                feed.parts.append(rows)
+                feed.rows += len(rows)
+                feed.bytes += rows.records.nbytes
+                feed.wire_bytes += memoryview(data).nbytes + _facts_size(reply["rows"])
                 self._trim(feed)
                 self._history.append((time.monotonic(), self.received))
                 while len(self._history) > 2 and self._history[1][0] < time.monotonic() - 5:
@@ -201,17 +210,18 @@ class ClusterStream:
             self._lock.notify_all()
 
     def _trim(self, feed: _Feed) -> None:
-        while feed.tables and (feed.rows > self.max_rows or feed.bytes > self.max_bytes):
-            oldest = feed.tables[0]
-            excess = feed.rows - self.max_rows
-            if feed.bytes > self.max_bytes or excess >= oldest.num_rows:
-                feed.tables.popleft()
-                cut, size = oldest.num_rows, oldest.nbytes
+        itemsize = feed.dtype.itemsize
+        while feed.parts and (feed.rows > self.max_rows or feed.bytes > self.max_bytes):
+            oldest = feed.parts[0]
+            excess = max(feed.rows - self.max_rows, -(-(feed.bytes - self.max_bytes) // itemsize))
+            if excess >= len(oldest):
+                feed.parts.popleft()
+                cut = len(oldest)
             else:
-                feed.tables[0] = oldest.slice(excess)
-                cut, size = excess, oldest.nbytes - feed.tables[0].nbytes
+                feed.parts[0] = oldest.without_first(excess)
+                cut = excess
             feed.rows -= cut
-            feed.bytes -= size
+            feed.bytes -= cut * itemsize
             feed.dropped_here += cut
 
     # -- reading ------------------------------------------------------------------------
@@ -224,20 +234,38 @@ class ClusterStream:
         machine's clock.
         """
         with self._lock:
-            tables = {h: pa.concat_tables(list(f.tables)) for h, f in self._feeds.items() if f.tables}
+            feeds = {h: (list(f.parts), f.dtype) for h, f in self._feeds.items()}
         if correct_skew:
-            tables = {h: self._corrected(h, t) for h, t in tables.items()}
-        frame = host_frame(tables)
-        if sort and "time" in frame.columns and len(frame):
-            frame = frame.sort_values("time", kind="stable", ignore_index=True)
+            feeds = {h: ([p.shifted(-self._skew_ns(h)) for p in parts], dtype) for h, (parts, dtype) in feeds.items()}
+        # Hosts whose events have one layout (all, but for hosts of another architecture) make one frame.
+        layouts: dict[np.dtype, list[str]] = {}
+        for host, (parts, dtype) in feeds.items():
+            if parts:
+                layouts.setdefault(dtype, []).append(host)
+        frames = [self._frame({h: feeds[h][0] for h in hosts}, dtype, sort) for dtype, hosts in layouts.items()]
+        if not frames:
+            return pd.DataFrame({"host": pd.Categorical([], categories=list(feeds))})
+        if len(frames) == 1:
+            return frames[0]
+        frame = pd.concat(frames, ignore_index=True)
+        return frame.take(_time_order(frame["time"])).reset_index(drop=True) if sort else frame
+
+    def _frame(self, parts: dict[str, list[Rows]], dtype: np.dtype, sort: bool) -> pd.DataFrame:
+        """One frame of the rows of hosts whose events have one layout, ``dtype``."""
+        every = [p for host_parts in parts.values() for p in host_parts]
+        categories = pd.Index(list(self._feeds))
+        codes = np.repeat(
+            categories.get_indexer(pd.Index(list(parts))).astype(np.int32), [sum(map(len, host_parts)) for host_parts in parts.values()]
+        )
+        order = _time_order(np.concatenate([p.times() for p in every])) if sort else None
+        frame = rows_frame(every, dtype, order=order)
+        hosts = pd.Categorical.from_codes(codes if order is None else codes[order], categories=categories)
+        frame.insert(0, "host", pd.Series(hosts), allow_duplicates=True)
         return frame
 
-    def _corrected(self, host: str, table: pa.Table) -> pa.Table:
+    def _skew_ns(self, host: str) -> int:
         found = self.program.cluster.hosts.get(host)
-        if found is None or "time" not in table.column_names:
-            return table
-        shifted = pc.subtract(table["time"], pa.scalar(pd.Timedelta(found.skew_ns, "ns")))
-        return table.set_column(table.column_names.index("time"), "time", shifted)
+        return 0 if found is None else found.skew_ns
 
     def host_counts(self) -> dict[str, dict[str, int]]:
         """Per host: rows held here, events received by its engine, lost in its kernel, dropped by the bounds."""
@@ -326,10 +354,14 @@ class ClusterStream:
         self._stopping.set()
         if self._thread is not threading.current_thread():
             self._thread.join()
-        engines = [f.engine for f in self._feeds.values() if f.state == "running"]
-        self.program.cluster.gather(
-            [(e, agent.stream_stop, (self.program.key, self.name), {}) for e in engines], self.program.cluster.lost_after
-        )
+        cluster = self.program.cluster
+        running = [f for f in self._feeds.values() if f.state == "running"]
+        cluster.gather([(f.engine, agent.stream_stop, (self.program.key, self.name), {}) for f in running], cluster.lost_after)
+        # An engine answers in order: the requests in flight were answered before the stop
+        # was, and their rows are kept.
+        for feed in running:
+            while feed.pending and feed.pending[0][1].done():
+                self._receive(feed, _answer(feed.pending.popleft()[1]))
 
     # -- display ---------------------------------------------------------------------------
 
@@ -357,6 +389,17 @@ class ClusterStream:
             parts.append(_html.note(f"{self.lost:,} events lost in the hosts' kernels: buffers were full.", kind="bad"))
         return _html.card(f"Stream {self.name} ({self.kind}) on a cluster: {self.state}", *parts)
 
+
+
+def _time_order(times: Any) -> np.ndarray:
+    """The order of rows by time; numpy's stable sort merges the hosts' runs (each in order already) in linear time."""
+    return np.argsort(np.asarray(times, dtype="datetime64[ns]"), kind="stable")
+
+
+def _facts_size(facts: dict[str, Any]) -> int:
+    """About the bytes the facts of some rows took on the wire: their arrays and the decoded columns."""
+    arrays = (facts["counts"], facts["received_ns"], facts["cpus"])
+    return int(sum(a.nbytes for a in arrays if a is not None)) + len(facts["decoded"] or b"")
 
 
 def _answer(future: concurrent.futures.Future[Any]) -> Any:

@@ -62,6 +62,8 @@ class Consumer:
         self.parquet_path: str | None = None
         self.lost_map: tuple[int, int] | None = None  # (fd, possible CPUs)
         self.state = "running"
+        #: Whether the last copy found records: a reader waiting for more stops waiting once they pause.
+        self.flowing = False
         self.stopping = threading.Event()
         self.stopped_from_thread = False
         # A pipe that stop() writes to, to end the thread's wait at once.
@@ -92,6 +94,10 @@ class Consumer:
                     pause = max(_BATCH_BYTES / rate, _MIN_WAIT)
                     self.stopping.wait(min(pause, _BATCH_WAIT, self.capacity() / 4 / rate))
                 else:
+                    if self.flowing:
+                        with self.lock:
+                            self.flowing = False
+                            self.lock.notify_all()
                     poller.poll(IDLE_WAIT)
                 last = now
             self.drain()
@@ -137,6 +143,7 @@ class Consumer:
                 self.rows += len(batch.records)
                 self.bytes += batch.records.nbytes
                 self.received += len(batch.records)
+            self.flowing = True
             self.trim()
             self.history.append((time.monotonic(), self.received))
             while len(self.history) > 2 and self.history[1][0] < time.monotonic() - RATE_WINDOW:

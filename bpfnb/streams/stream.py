@@ -22,15 +22,17 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+import numpy as np
 import pandas as pd
 
 from ..decode.decoders import Decoder
+from ..decode.dtypes import dtype_of
 from ..display import html as _html
 from ..engines.base import MapSpec, Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..kernel.libbpf import map_info
 from .consumer import IDLE_WAIT, Consumer
-from .decoding import EventDecoding
+from .decoding import EventDecoding, Rows
 from .perfbuf import PerfBufReader, default_pages
 from .ringbuf import RingBufReader
 
@@ -134,29 +136,40 @@ class Stream:
         frame.attrs["name"] = self.name  # plots and tables name what they show after it
         return frame
 
-    def take(self, max_rows: int = 1_000_000, *, wait: float = 0.0, linger: float = 0.0) -> pd.DataFrame:
-        """Remove the oldest rows held (at most ``max_rows``) and return them as :meth:`df` would.
+    def take_rows(self, max_rows: int = 1_000_000, *, wait: float = 0.0, linger: float = 0.0) -> Rows:
+        """Remove the oldest rows held (at most ``max_rows``) and return them undecoded.
 
-        For a reader that hands rows on as they come (the cluster's engines do):
-        what it took is no longer held, so retention only bounds what it has
-        not taken yet. ``wait`` blocks up to that many seconds for a first row
-        when none is held; ``linger`` then waits up to that long for
-        ``max_rows`` of them, so that a busy stream is taken in fewer, larger
-        pieces.
+        For a reader that hands rows on as they come (a cluster's engine
+        does): what it took is no longer held, so retention only bounds what
+        it has not taken yet. :func:`bpfnb.streams.decoding.rows_frame` makes
+        them the frame :meth:`df` would, on any machine: times and
+        ``decode=`` columns are settled here. ``wait`` blocks up to that many
+        seconds for a first row when none is held; ``linger`` then waits up to
+        that long for ``max_rows`` of them while events keep coming, so that a
+        flood is taken in few, large pieces and the end of a burst at once.
         """
         if max_rows < 1:
             raise ArgumentError(f"max_rows must be positive, not {max_rows}")
         consumer = self._consumer
         with consumer.lock:
-            for enough, seconds in ((1, wait), (max_rows, linger)):
-                deadline = time.monotonic() + seconds
-                while consumer.rows < enough and consumer.state == "running":
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not (consumer.rows or enough == 1):
-                        break
-                    consumer.lock.wait(left)
+            deadline = time.monotonic() + wait
+            while not consumer.rows and consumer.state == "running" and (left := deadline - time.monotonic()) > 0:
+                consumer.lock.wait(left)
+            deadline = time.monotonic() + linger
+            while (
+                0 < consumer.rows < max_rows
+                and consumer.flowing
+                and consumer.state == "running"
+                and (left := deadline - time.monotonic()) > 0
+            ):
+                consumer.lock.wait(left)
             batches = consumer.take(max_rows)
-        return self._decoding.frame(batches)
+        return self._decoding.rows(batches)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy record type of one event."""
+        return self._decoding.dtype
 
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:
         """Write the rows held now to a Parquet file (options go to ``DataFrame.to_parquet``)."""
@@ -318,7 +331,7 @@ def open_stream(
     if pages is not None and (pages < 1 or pages & (pages - 1)):
         raise ArgumentError(f"pages must be a power of two, not {pages}")
     perf = spec.map_type == "perf_event_array"
-    decoding = EventDecoding(event_type, decode=decode, time_field=time_field, time_clock=time_clock, per_cpu=perf)
+    decoding = EventDecoding(dtype_of(event_type), decode=decode, time_field=time_field, time_clock=time_clock, per_cpu=perf)
     map_id = map_info(spec.fd).id
     if map_id in _CONSUMED:
         raise BpfnbError(f"{spec.name!r} is already being streamed", hint="stop the other stream first")

@@ -9,6 +9,7 @@ real host only sees its own processes.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -275,9 +276,44 @@ def test_a_workload_of_many_events_is_gathered_whole(hosts, cluster, workload):
         for host in hosts.hosts:
             got = counts[host.name]
             assert got["rows"] + got["lost"] + got["dropped"] == calls, got
+            # The records as the kernel wrote them, and a few facts per request.
+            assert 16 <= got["wire_bytes"] / got["rows"] < 17
         frame = events.df(sort=False)
         assert np.array_equal(frame.groupby("host", observed=True).size().to_numpy(),
                               [counts[h.name]["rows"] for h in hosts.hosts])
+
+
+PERF_CELL = r"""
+#include "host.h"
+struct event { u64 ts; u32 pid; s32 err; u8 flag; };  /* 7 bytes of padding at the end */
+BPF_PERF_OUTPUT(events);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    if (bpf_get_current_cgroup_id() != HOST_CGROUP) return 0;
+    struct event e = {.ts = bpf_ktime_get_boot_ns(), .pid = bpf_get_current_pid_tgid() >> 32, .err = -2, .flag = 0xab};
+    events.perf_submit(args, &e, sizeof(e));
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("compression", [None, "lz4"])
+def test_perf_buffer_events_decoded_on_their_hosts(hosts, cluster, workload, compression, monkeypatch):
+    monkeypatch.setattr(cluster, "compression", compression)
+    calls = {"h1": 3000, "h2": 5000}
+    started = pd.Timestamp.now(tz="UTC")
+    with bpfnb.Program(PERF_CELL, on="h1,h2", name="perf", cflags=CFLAGS) as prog:
+        events = prog.stream("events", time_field="ts", time_clock="boottime", decode={"err": "errno", "ts": "boottime"})
+        pids = {h.name: run(h, workload, calls[h.name]) for h in hosts.hosts[:2]}
+        events.wait(hosts=calls, seconds=30)
+        frame = events.df()
+    assert frame.columns.tolist() == ["host", "time", "cpu", "ts", "ts_raw", "pid", "err", "err_raw", "flag"]
+    assert frame.groupby("host", observed=True).size().to_dict() == calls
+    assert {h: set(g) for h, g in frame.groupby("host", observed=True)["pid"]} == {h: {p} for h, p in pids.items()}
+    assert (frame["err"] == "ENOENT").all() and (frame["err_raw"] == -2).all() and (frame["flag"] == 0xAB).all()
+    assert frame["cpu"].isin(range(os.cpu_count() or 1)).all()
+    # Both the stream's time and the decoded field are wall clock, converted on each host.
+    assert frame["time"].between(started, pd.Timestamp.now(tz="UTC")).all() and frame["time"].is_monotonic_increasing
+    assert ((frame["time"] - frame["ts"]).abs() < pd.Timedelta(1, "ms")).all()
 
 
 def test_cluster_start_uses_ipyparallels_launchers_and_stop_ends_the_engines(tmp_path, monkeypatch, workload):
