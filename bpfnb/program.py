@@ -328,17 +328,10 @@ class Program:
 
     def _only_buffer(self) -> str:
         """The name of the program's one ring or perf buffer; an :class:`ArgumentError` unless there is exactly one."""
-        from .streams.stream import BUFFER_TYPES
+        from .streams.stream import only_buffer
 
-        buffers = [
-            name
-            for name in self.map_names()
-            if isinstance(spec := self._loaded.map_spec(name), MapSpec) and spec.map_type in BUFFER_TYPES
-        ]
-        if len(buffers) != 1:
-            found = f"{len(buffers)} ring or perf buffers ({', '.join(buffers)})" if buffers else "no ring or perf buffer"
-            raise ArgumentError(f"program {self.name!r} has {found}: name the one to stream, prog.stream(name)")
-        return buffers[0]
+        specs = {name: self._loaded.map_spec(name) for name in self.map_names()}
+        return only_buffer(self.name, {name: spec.map_type for name, spec in specs.items() if isinstance(spec, MapSpec)})
 
     def test_run(self, function: str, packet: bytes, **options: Any) -> TestRunResult:
         """Run a packet through ``function`` with BPF_PROG_TEST_RUN; see :func:`bpfnb.test_run`."""

@@ -118,14 +118,7 @@ def _cell_parser() -> _Parser:
         help="BCC cells: load even when the installed kernel headers place a kernel struct field the cell reads "
         "elsewhere than the running kernel does (the reads would be wrong)",
     )
-    parser.add_argument(
-        "--on",
-        metavar="HOSTS",
-        default=None,
-        help="load on hosts of the connected cluster (%%bpf cluster connect): 'all' or names joined by commas; "
-        "each host loads all or nothing, and hosts where it fails are listed while the others run",
-    )
-    parser.add_argument("--strict", action="store_true", help="with --on: if any host fails, load on none")
+    _add_cluster_options(parser)
     for kind in PROBE_KINDS:
         parser.add_argument(
             f"--{kind.replace('_', '-')}",
@@ -147,8 +140,7 @@ def parse_cell_options(line: str) -> CellOptions:
         debug = parse_debug_flags(args.debug)
     except ValueError as exc:
         raise OptionsError(f"%%bpf: {exc}") from None
-    if args.strict and args.on is None:
-        raise OptionsError("%%bpf: --strict goes with --on HOSTS")
+    _check_cluster_options("%%bpf", args)
     return CellOptions(
         name=args.name,
         cflags=tuple(_split(args.cflags)),
@@ -160,6 +152,22 @@ def parse_cell_options(line: str) -> CellOptions:
         on=args.on,
         strict=args.strict,
     )
+
+
+def _add_cluster_options(parser: _Parser) -> None:
+    parser.add_argument(
+        "--on",
+        metavar="HOSTS",
+        default=None,
+        help="load on hosts of the connected cluster (%%bpf cluster connect): 'all' or names joined by commas; "
+        "each host loads all or nothing, and hosts where it fails are listed while the others run",
+    )
+    parser.add_argument("--strict", action="store_true", help="with --on: if any host fails, load on none")
+
+
+def _check_cluster_options(magic: str, args: argparse.Namespace) -> None:
+    if args.strict and args.on is None:
+        raise OptionsError(f"{magic}: --strict goes with --on HOSTS")
 
 
 def _check_name(magic: str, name: str) -> None:
@@ -176,7 +184,9 @@ def _bpftrace_parser() -> _Parser:
         "bind NAME to the resulting bpfnb.Program: NAME['@map'].df() reads a map as bpftrace last printed it, "
         "NAME.stream() its printf output (time, text, and a column per key=value pair). bpfnb has bpftrace print "
         "every map each --interval, so that the frames stay current while the script runs. Running the cell again "
-        "replaces the program once the new one runs; if it fails, the old one keeps running.",
+        "replaces the program once the new one runs; if it fails, the old one keeps running. With --on, bpftrace "
+        "runs on each host of the cluster and NAME['@map'].df() gathers its maps with a host column (its printf "
+        "output stays on the hosts).",
         add_help=False,
     )
     parser.add_argument("name", help="the notebook variable to bind the program to")
@@ -195,6 +205,7 @@ def _bpftrace_parser() -> _Parser:
         metavar="NAME=VALUE",
         help="a bpftrace setting, e.g. BPFTRACE_MAP_KEYS_MAX=100000 (maps keep 4096 keys by default; repeatable)",
     )
+    _add_cluster_options(parser)
     return parser
 
 
@@ -207,11 +218,14 @@ def parse_bpftrace_options(line: str) -> CellOptions:
     settings = [setting.partition("=") for setting in args.env]
     if not all(name and sep for name, sep, _ in settings):
         raise OptionsError(f"%%bpftrace: --env takes NAME=VALUE, not {' '.join(args.env)!r}")
+    _check_cluster_options("%%bpftrace", args)
     return CellOptions(
         name=args.name,
         engine="bpftrace",
         interval_ms=args.interval,
         env=tuple((name, value) for name, _, value in settings),
+        on=args.on,
+        strict=args.strict,
     )
 
 

@@ -29,6 +29,7 @@ from ..display import html as _html
 from ..engines.base import Resource
 from ..engines.hooks import Probe
 from ..errors import ArgumentError, BpfnbError, ClusterError, NoSuchMapError
+from ..streams.stream import only_buffer
 from . import agent
 from .connection import Cluster, Unreachable, raise_remote
 
@@ -267,15 +268,28 @@ class ClusterProgram:
             self._maps[name] = ClusterMap(self, name, spec)
         return self._maps[name]
 
-    def stream(self, name: str, **options: Any) -> ClusterStream:
-        """Consume ring or perf buffer ``name`` on every running host; see :class:`~bpfnb.remote.streams.ClusterStream`."""
+    def stream(self, name: str | None = None, **options: Any) -> ClusterStream:
+        """Consume ring or perf buffer ``name`` on every running host; see :class:`~bpfnb.remote.streams.ClusterStream`.
+
+        Without a name: the program's only ring or perf buffer.
+        """
         from .streams import ClusterStream
 
         self.require_alive("stream a buffer of")
+        if name is None:
+            name = self._only_buffer()
         spec = self.description["maps"].get(name)
         if spec is None:
             raise NoSuchMapError(f"program {self.name!r} has no map {name!r} (its maps: {', '.join(self.map_names()) or 'none'})")
         return ClusterStream(self, name, options)
+
+    def _only_buffer(self) -> str:
+        if self.engine == "bpftrace":
+            raise ArgumentError(
+                "what a bpftrace program prints (printf) stays on its hosts: it is not gathered across a cluster",
+                hint="count or collect in maps and read them with prog['@map'].df(), or run the script without --on",
+            )
+        return only_buffer(self.name, {name: spec["map_type"] for name, spec in self.description["maps"].items()})
 
     def call_hosts(self, fn: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
         """``fn(key, *args, **kwargs)`` on every running host at once: the answers of those that answered.

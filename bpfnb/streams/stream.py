@@ -39,7 +39,7 @@ from .ringbuf import RingBufReader
 if TYPE_CHECKING:
     from ..live.widget import Live
 
-__all__ = ["BUFFER_TYPES", "Stream", "StreamOptions", "open_stream", "require_buffer"]
+__all__ = ["BUFFER_TYPES", "Stream", "StreamOptions", "only_buffer", "open_stream", "require_buffer"]
 
 #: The map types a stream reads, and how displays call them.
 BUFFER_TYPES = {"ringbuf": "ring buffer", "perf_event_array": "perf buffer"}
@@ -259,6 +259,15 @@ def require_buffer(spec: MapSpec) -> str:
             hint="stream a ring buffer or perf event array; read other maps with prog[name].df()",
         )
     return BUFFER_TYPES[spec.map_type]
+
+
+def only_buffer(program: str, map_types: Mapping[str, str]) -> str:
+    """The one ring or perf buffer among a program's maps (their types by name); an :class:`ArgumentError` unless there is one."""
+    buffers = [name for name, map_type in map_types.items() if map_type in BUFFER_TYPES]
+    if len(buffers) != 1:
+        found = f"{len(buffers)} ring or perf buffers ({', '.join(buffers)})" if buffers else "no ring or perf buffer"
+        raise ArgumentError(f"program {program!r} has {found}: name the one to stream, prog.stream(name)")
+    return buffers[0]
 
 
 def open_stream(

@@ -18,6 +18,12 @@ def test_interval_and_settings() -> None:
     assert options.env == (("BPFTRACE_MAP_KEYS_MAX", "100000"), ("BPFTRACE_STRLEN", "64"))
 
 
+def test_on_hosts_of_a_cluster() -> None:
+    options = parse_bpftrace_options("sys --on web1,db1 --strict --interval 200")
+    assert (options.on, options.strict, options.interval_ms) == ("web1,db1", True, 200)
+    assert parse_bpftrace_options("sys").on is None
+
+
 @pytest.mark.parametrize(
     "line, message",
     [
@@ -28,6 +34,7 @@ def test_interval_and_settings() -> None:
         ("sys --interval soon", "invalid int value"),
         ("sys --env NOVALUE", "--env takes NAME=VALUE"),
         ("sys --cflags -DX", "unrecognized arguments"),
+        ("sys --strict", "--strict goes with --on"),
     ],
 )
 def test_mistakes_say_what_is_wrong(line: str, message: str) -> None:
@@ -36,4 +43,4 @@ def test_mistakes_say_what_is_wrong(line: str, message: str) -> None:
 
 
 def test_help_names_the_options() -> None:
-    assert "--interval MS" in bpftrace_help() and "NAME=VALUE" in bpftrace_help()
+    assert "--interval MS" in bpftrace_help() and "NAME=VALUE" in bpftrace_help() and "--on HOSTS" in bpftrace_help()

@@ -8,10 +8,12 @@ The topology (every address lives in a namespace the test creates)::
 
 Each engine runs in its host's network namespace, with its own hostname (a UTS
 namespace) and its own mount namespace, in which ``/run/bpfnb-test-host`` holds
-``host.h``: the id of the cgroup v2 group that host's workloads run in. All
-engines share this machine's kernel, so a tracepoint on one engine sees every
-process; cells include ``host.h`` to count only their own host's workload, as a
-real host only ever sees its own processes.
+``host.h``: the id of the cgroup v2 group that host's workloads run in, and
+``cgroup``: that group itself (for bpftrace's ``cgroupid()``). All engines
+share this machine's kernel, so a tracepoint on one engine sees every process;
+cells include ``host.h`` (bpftrace scripts compare ``cgroup`` with
+``cgroupid("/run/bpfnb-test-host/cgroup")``) to count only their own host's
+workload, as a real host only ever sees its own processes.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Cluster:
         engine_file = self.directory / "profile" / "security" / "ipcontroller-engine.json"
         script = (
             f"hostname {host.name} && mount --bind {host.include} {HOST_INCLUDE} && "
+            f"mount --bind {host.cgroup} {HOST_INCLUDE}/cgroup && "
             f'exec "$0" -m ipyparallel.engine --profile-dir="$1" --file="$2" '
             "--IPEngine.max_heartbeat_misses=0 --IPEngine.use_nanny=False"
         )
@@ -158,6 +161,7 @@ def cluster_hosts(directory: Path, count: int, *, heartbeat_ms: int = 1000, miss
             host.cgroup.mkdir()
             host.include.mkdir()
             (host.include / "host.h").write_text(f"#define HOST_CGROUP {host.cgroup_id}ULL\n")
+            (host.include / "cgroup").mkdir()
             cluster.hosts.append(host)
         _start_controller(cluster, heartbeat_ms=heartbeat_ms, misses=misses)
         for host in cluster.hosts:

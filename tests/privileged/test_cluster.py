@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -45,6 +46,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
 }
 """
 CFLAGS = [f"-I{HOST_INCLUDE}"]
+#: The same counts in bpftrace: each host's engine sees its own workload's cgroup at that path.
+BPFTRACE = """
+tracepoint:syscalls:sys_enter_getppid /cgroup == cgroupid("/run/bpfnb-test-host/cgroup")/ {
+    @calls[pid] = count(); @all = count(); @slots = lhist(2, 0, 4, 1);
+}
+"""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -260,6 +267,14 @@ def test_magics_connect_load_on_hosts_and_detach(hosts, cluster, workload):
         assert lat.closed
         failed = shell.run_cell(f"%%bpf strict_lat --on h9 --cflags {CFLAGS[0]}\n{CELL}")
         assert isinstance(failed.error_in_exec, bpfnb.ArgumentError)
+        if shutil.which("bpftrace"):
+            assert shell.run_cell(f"%%bpftrace magic_bt --on h2 --interval 200\n{BPFTRACE}").success
+            bt = shell.user_ns["magic_bt"]
+            assert bt.running_hosts == ["h2"] and bt.engine == "bpftrace"
+            pid = run(hosts.hosts[1], workload, 50)
+            wait_for(lambda: bt["@calls"].df().values.tolist() == [["h2", pid, 50]], "h2's bpftrace count")
+            shell.run_line_magic("bpf", "detach magic_bt")
+            assert bt.closed
     finally:
         shell.run_line_magic("unload_ext", "bpfnb")
         InteractiveShell.clear_instance()
@@ -314,6 +329,39 @@ def test_perf_buffer_events_decoded_on_their_hosts(hosts, cluster, workload, com
     # Both the stream's time and the decoded field are wall clock, converted on each host.
     assert frame["time"].between(started, pd.Timestamp.now(tz="UTC")).all() and frame["time"].is_monotonic_increasing
     assert ((frame["time"] - frame["ts"]).abs() < pd.Timedelta(1, "ms")).all()
+
+
+def bpftrace_children(host: Host) -> set[int]:
+    """The bpftrace processes ``host``'s engine runs."""
+    assert host.engine is not None
+    found = set()
+    for task in Path(f"/proc/{host.engine.pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "bpftrace":
+                found.add(int(child))
+    return found
+
+
+@pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace is not installed (make test installs it)")
+def test_a_bpftrace_script_on_every_host_gathers_its_maps(hosts, cluster, workload):
+    calls = {"h1": 300, "h2": 500, "h3": 700}
+    with bpfnb.Program(BPFTRACE, engine="bpftrace", on="all", name="bt", interval_ms=200) as bt:
+        assert bt.engine == "bpftrace" and bt.running_hosts == list(calls)
+        children = {h.name: bpftrace_children(h) for h in hosts.hosts}
+        assert all(len(c) == 1 for c in children.values())
+        pids = {h.name: run(h, workload, calls[h.name]) for h in hosts.hosts}
+        wait_for(lambda: bt["@all"].df(merge="sum")["count"].tolist() == [sum(calls.values())], "every host's report")
+        frame = bt["@calls"].df()
+        assert list(frame.columns) == ["host", "pid", "count"]
+        assert {(r.host, r.pid): r.count for r in frame.itertuples()} == {(h, pids[h]): calls[h] for h in calls}
+        assert bt["@calls"].df(top=1, merge="sum")["count"].tolist() == [700]
+        slots = bt["@slots"].df(merge="sum")
+        assert slots.loc[slots["count"] > 0, ["lo", "count"]].values.tolist() == [[2, sum(calls.values())]]
+        with pytest.raises(bpfnb.ArgumentError, match="printf.*not gathered across a cluster"):
+            bt.stream()
+    # Detached everywhere: each engine's bpftrace is gone, and with it its programs.
+    wait_for(lambda: not any(bpftrace_children(h) for h in hosts.hosts), "every host's bpftrace to exit")
+    assert not any(Path(f"/proc/{pid}").exists() for c in children.values() for pid in c)
 
 
 def test_cluster_start_uses_ipyparallels_launchers_and_stop_ends_the_engines(tmp_path, monkeypatch, workload):
