@@ -261,15 +261,22 @@ def stream_open(key: str, name: str, options: Mapping[str, Any]) -> dict[str, An
 
 
 def stream_take(
-    key: str, name: str, *, max_rows: int, wait: float, linger: float = 0.0, compression: str | None = None
+    key: str,
+    name: str,
+    *,
+    max_rows: int,
+    wait: float,
+    linger: float = 0.0,
+    pause: float = 0.0,
+    compression: str | None = None,
 ) -> dict[str, Any]:
     """The rows of stream ``name`` not yet taken (at most ``max_rows``), raw, with the stream's counters.
 
     Waits up to ``wait`` seconds for a row when none is there, so that an
     idle stream costs a few round trips a second, then up to ``linger`` for
-    more while events keep coming, so that a flood costs few round trips
-    (each costs the engine about a millisecond whatever its size) and the end
-    of a burst goes out at once. The answer's ``ok`` holds the counters and
+    more while events keep coming (until none came for ``pause`` seconds),
+    so that a flood costs few round trips (each costs the engine about a
+    millisecond whatever its size) and the end of a burst goes out soon. The answer's ``ok`` holds the counters and
     the rows' facts (None when no row came), its ``data`` the records
     (:func:`bpfnb.remote.wire.encode_rows`): at the top of the answer,
     where ipyparallel sends a buffer without copying it.
@@ -277,7 +284,7 @@ def stream_take(
 
     def take() -> tuple[dict[str, Any], memoryview | None]:
         stream = _stream(key, name)
-        rows = stream.take_rows(max_rows, wait=wait, linger=linger)
+        rows = stream.take_rows(max_rows, wait=wait, linger=linger, pause=pause)
         facts, data = encode_rows(rows, compression=compression) if len(rows) else (None, None)
         return {"rows": facts, "counters": _counters(stream)}, data
 

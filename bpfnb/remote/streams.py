@@ -55,6 +55,10 @@ _LONG_POLL = 0.2
 #: request costs it about a millisecond, and holds up other requests to it
 #: (map reads) for as long as it waits.
 _LINGER = 0.1
+#: Seconds without events that end the wait for a whole batch: a producer that
+#: loses its CPU for a moment on a busy machine has not stopped, and each
+#: request cut short is another millisecond of the engine's CPU.
+_PAUSE = 0.01
 #: Requests in flight per host while events flow: the engine finds the next one
 #: waiting when it answers one. An idle host has one (a long poll).
 _IN_FLIGHT = 2
@@ -176,6 +180,7 @@ class ClusterStream:
             max_rows=self.batch_rows,
             wait=_LONG_POLL,
             linger=_LINGER,
+            pause=_PAUSE,
             compression=cluster.compression,
         )
 

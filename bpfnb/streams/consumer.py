@@ -62,8 +62,10 @@ class Consumer:
         self.parquet_path: str | None = None
         self.lost_map: tuple[int, int] | None = None  # (fd, possible CPUs)
         self.state = "running"
-        #: Whether the last copy found records: a reader waiting for more stops waiting once they pause.
+        #: Whether the last copy found records, and since when it has not (time.monotonic()): a
+        #: reader waiting for more stops waiting once they pause.
         self.flowing = False
+        self.paused_at = 0.0
         self.stopping = threading.Event()
         self.stopped_from_thread = False
         # A pipe that stop() writes to, to end the thread's wait at once.
@@ -96,7 +98,7 @@ class Consumer:
                 else:
                     if self.flowing:
                         with self.lock:
-                            self.flowing = False
+                            self.flowing, self.paused_at = False, now
                             self.lock.notify_all()
                     poller.poll(IDLE_WAIT)
                 last = now

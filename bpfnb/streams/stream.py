@@ -136,7 +136,7 @@ class Stream:
         frame.attrs["name"] = self.name  # plots and tables name what they show after it
         return frame
 
-    def take_rows(self, max_rows: int = 1_000_000, *, wait: float = 0.0, linger: float = 0.0) -> Rows:
+    def take_rows(self, max_rows: int = 1_000_000, *, wait: float = 0.0, linger: float = 0.0, pause: float = 0.0) -> Rows:
         """Remove the oldest rows held (at most ``max_rows``) and return them undecoded.
 
         For a reader that hands rows on as they come (a cluster's engine
@@ -146,7 +146,9 @@ class Stream:
         ``decode=`` columns are settled here. ``wait`` blocks up to that many
         seconds for a first row when none is held; ``linger`` then waits up to
         that long for ``max_rows`` of them while events keep coming, so that a
-        flood is taken in few, large pieces and the end of a burst at once.
+        flood is taken in few, large pieces, and the end of a burst at once:
+        once no event came for ``pause`` seconds (a producer that loses its
+        CPU for a moment has not stopped).
         """
         if max_rows < 1:
             raise ArgumentError(f"max_rows must be positive, not {max_rows}")
@@ -156,12 +158,11 @@ class Stream:
             while not consumer.rows and consumer.state == "running" and (left := deadline - time.monotonic()) > 0:
                 consumer.lock.wait(left)
             deadline = time.monotonic() + linger
-            while (
-                0 < consumer.rows < max_rows
-                and consumer.flowing
-                and consumer.state == "running"
-                and (left := deadline - time.monotonic()) > 0
-            ):
+            while 0 < consumer.rows < max_rows and consumer.state == "running":
+                now = time.monotonic()
+                left = deadline - now if consumer.flowing else min(deadline, consumer.paused_at + pause) - now
+                if left <= 0:
+                    break
                 consumer.lock.wait(left)
             batches = consumer.take(max_rows)
         return self._decoding.rows(batches)

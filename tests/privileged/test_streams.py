@@ -18,6 +18,7 @@ import pytest
 
 from bpfnb import BpfnbError, Program
 from bpfnb.engines.bcc.prelude import LOST_MAP
+from bpfnb.streams.decoding import rows_frame
 
 from .conftest import kernel_prog_ids, own_bpf_objects
 
@@ -193,6 +194,32 @@ def test_retention_by_rows_and_by_bytes(no_leaks):
         by_bytes.wait(n=1000, seconds=30)
         check_events(by_bytes.df(), 250, first=1750)
         assert by_bytes.dropped == 750
+
+
+def test_take_rows_hands_rows_on_and_lingers_only_while_events_come(no_leaks):
+    with program(RING) as prog:
+        stream = prog.stream("events", max_rows=300)
+        started = time.monotonic()
+        assert len(stream.take_rows(wait=0.3)) == 0 and time.monotonic() - started >= 0.25  # nothing came
+        emit(1000)
+        stream.wait(n=1000, seconds=30)
+        first = stream.take_rows(200)  # as many as asked, at once: the rest stays
+        assert (len(first), len(stream)) == (200, 100) and stream.dropped == 700
+        started = time.monotonic()
+        rest = stream.take_rows(1000, wait=5, linger=5, pause=0.01)  # no event comes: no lingering
+        assert len(rest) == 100 and time.monotonic() - started < 2.5
+        assert len(stream) == 0 and stream.received == 1000
+        frame = rows_frame([first, rest], stream.dtype)
+        check_events(frame, 300, first=700)
+        assert frame.equals(pd.concat([rows_frame([first], stream.dtype), rows_frame([rest], stream.dtype)],
+                                      ignore_index=True))
+        # Events that keep coming are waited for: one take gets a whole burst of 20 emits.
+        emitter = threading.Thread(target=lambda: [(emit(10), time.sleep(0.02)) for _ in range(20)])
+        emitter.start()
+        burst = stream.take_rows(1000, wait=5, linger=20, pause=1.0)
+        emitter.join()
+        assert len(burst) == 200 and len(stream) == 0
+        check_events(rows_frame([burst], stream.dtype), 200, first=1000)
 
 
 MIXED = (
