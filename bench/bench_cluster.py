@@ -1,8 +1,9 @@
-"""One stream gathered from a cluster: per-host throughput against a local stream, client CPU, bytes on the wire.
+"""One stream gathered from a cluster: per-host throughput against a local stream, CPU, bytes on the wire.
 
 Run as root from the repository: ``.venv/bin/python bench/bench_cluster.py``
 (``--events N`` changes the 1M events per host, ``--hosts H`` the 4 hosts,
-``--compression lz4`` compresses what engines send).
+``--repeat R`` the runs of each measure, ``--compression lz4`` compresses
+what engines send).
 
 The hosts are those of the cluster tests (tests/privileged/cluster_hosts.py):
 network namespaces of this machine, each with its own hostname and an engine,
@@ -11,18 +12,30 @@ tests/privileged/data/workload.c (N getppid() calls) in its own cgroup, and
 the cell sends one 24-byte ring-buffer event per call of its own host's
 workload (a 64 MiB ring: no event is lost).
 
+The local reference runs in this process at the same time: as many copies of
+the cell, each with its own cgroup and ``Stream``. All of them and the
+hosts' cells stay loaded throughout (all engines share this kernel, so every
+getppid() runs every copy, and the others filter it out: the same kernel work
+for both). Other processes' load moves a run's time by tens of percent from
+one second to the next, so each cluster run is paired with a local run just
+before it, and the median of the pairs' ratios is shown.
+
 Figures:
 
-- local: one workload and a local ``Stream`` in this process; events/s from
-  the workload's start to the last event in the stream;
-- per host, one host at a time: the same through the cluster, from the
-  workload's start to the last event of that host gathered here (goal: at
-  least 80% of local);
-- all hosts at once: every workload started together (on 2 cores, 4
-  producers share the CPU: compare the sum, not each host, with local);
-- the client's CPU time (all its threads) per million events gathered, and for
-  building the one DataFrame of every host's events;
-- bytes received per event (Arrow IPC, as the engines sent them).
+- per host, one host at a time: events/s from the workload's start to the
+  last of its events gathered here, against a local stream's from the
+  workload's start to the last event in the stream (goal: at least 80%); and
+  how long after its workload ended the last event arrived, in each;
+- all hosts at once against as many local streams at once (on 2 cores, the
+  producers share the CPU: compare the sums);
+- CPU per million events: this process while gathering (all its threads),
+  the engines sending them (every thread of each engine process, from /proc),
+  and this process for a local stream; an idle engine's CPU (its stream open,
+  no events); and the client's CPU to build the one DataFrame of every
+  host's events;
+- bytes received per event (as the engines sent them).
+
+The machine's load average is printed with the figures.
 """
 
 from __future__ import annotations
@@ -34,7 +47,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "privileged"))
 
 from cluster_hosts import CGROUP_ROOT, HOST_INCLUDE, cluster_hosts  # noqa: E402
+from common import load_average  # noqa: E402
 
 import bpfnb  # noqa: E402
 
@@ -59,52 +75,37 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
 """
 
 
-def local_runs(binary: Path, events: int, directory: Path, *, programs: int, repeat: int) -> tuple[float, float, float]:
-    """Local streams in this process, on the same kernel work as the cluster's.
+def process_cpu(pid: int) -> float:
+    """CPU seconds process ``pid`` used so far, all its threads (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    All engines of the emulated hosts share this kernel, so each event there
-    runs ``programs`` copies of the cell (the others filter it out). The local
-    figures load as many copies, each with its own cgroup and stream: the
-    median events/s of one workload with its stream, this process's CPU per 1M
-    events, and the events/s of ``programs`` workloads run at once.
-    """
-    cgroups = [CGROUP_ROOT / f"bpfnb-bench-{os.getpid()}-{i}" for i in range(programs)]
-    with contextlib.ExitStack() as stack:
-        streams = []
-        for index, cgroup in enumerate(cgroups):
-            cgroup.mkdir()
-            stack.callback(cgroup.rmdir)
-            include = directory / f"local-include-{index}"
-            include.mkdir()
-            (include / "host.h").write_text(f"#define HOST_CGROUP {os.stat(cgroup).st_ino}ULL\n")
-            prog = stack.enter_context(bpfnb.Program(CELL, cflags=[f"-I{include}"]))
-            streams.append(prog.stream("events", max_rows=(repeat + 1) * events))
 
-        def start(cgroup: Path) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$0" "$1"', str(binary), str(events)]
-            )
+class Run:
+    """Workloads started together, timed to their exit and to the arrival of their last event."""
 
-        rates, cpus = [], []
-        for run in range(1, repeat + 1):
-            cpu = time.process_time()
-            started = time.monotonic()
-            process = start(cgroups[0])
-            streams[0].wait(n=run * events, seconds=120)
-            rates.append(events / (time.monotonic() - started))
-            cpus.append((time.process_time() - cpu) / (events / 1e6))
-            process.wait()
-        started = time.monotonic()
-        processes = [start(cgroup) for cgroup in cgroups]
-        for index, stream in enumerate(streams):
-            stream.wait(n=(repeat if index == 0 else 0) * events + events, seconds=300)
-        together = programs * events / (time.monotonic() - started)
-        for process in processes:
-            process.wait()
-        assert all(s.lost == 0 for s in streams)
-        for stream in streams:
-            stream.stop()
-    return statistics.median(rates), statistics.median(cpus), together
+    def __init__(self, start: Callable[[], list[subprocess.Popen[bytes]]], engines: Sequence[int] = ()) -> None:
+        self.engines = engines
+        self.engine_cpu = sum(map(process_cpu, engines))
+        self.cpu = time.process_time()
+        self.started = time.monotonic()
+        self.exited: list[float] = []
+        for process in start():
+            threading.Thread(target=self._reap, args=(process,), daemon=True).start()
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.wait() == 0
+        self.exited.append(time.monotonic())
+
+    def done(self, workloads: int) -> tuple[float, float, float, float]:
+        """Once every event arrived: seconds since the start, the last event's delay after the last exit, CPU
+        of this process and of the engines."""
+        arrived = time.monotonic()
+        cpu = time.process_time() - self.cpu
+        engine_cpu = sum(map(process_cpu, self.engines)) - self.engine_cpu
+        while len(self.exited) < workloads:
+            time.sleep(0.001)
+        return arrived - self.started, max(0.0, arrived - max(self.exited)), cpu, engine_cpu
 
 
 def main() -> None:
@@ -112,65 +113,104 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--compression", default=None, choices=["lz4", "zstd"])
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each one-host measure (the median is shown)")
+    parser.add_argument("--repeat", type=int, default=3, help="pairs of runs of each measure (medians are shown)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     binary = directory / "workload"
     subprocess.run(["cc", "-O2", "-o", str(binary), str(ROOT / "tests/privileged/data/workload.c")], check=True)
-    n = args.events
-
-    local_rate, local_cpu, local_together = local_runs(binary, n, directory, programs=args.hosts, repeat=args.repeat)
-    print(f"local stream ({args.hosts} copies of the cell loaded, as on the emulated hosts' shared kernel): "
-          f"{local_rate:,.0f} events/s (median of {args.repeat}), this process's CPU {local_cpu:.2f} s per 1M "
-          f"events; {args.hosts} workloads into {args.hosts} local streams at once: {local_together:,.0f} events/s")
+    n, repeat = args.events, args.repeat
+    per_stream = (2 * repeat) * n  # every event stays: none is dropped by the bounds
+    print(f"load average at the start: {load_average()}")
 
     (directory / "hosts").mkdir()
-    with cluster_hosts(directory / "hosts", args.hosts) as hosts:
+    with contextlib.ExitStack() as stack:
+        hosts = stack.enter_context(cluster_hosts(directory / "hosts", args.hosts))
+        cgroups = [CGROUP_ROOT / f"bpfnb-bench-{os.getpid()}-{i}" for i in range(args.hosts)]
+        local = []
+        for index, cgroup in enumerate(cgroups):
+            cgroup.mkdir()
+            stack.callback(cgroup.rmdir)
+            include = directory / f"local-include-{index}"
+            include.mkdir()
+            (include / "host.h").write_text(f"#define HOST_CGROUP {os.stat(cgroup).st_ino}ULL\n")
+            prog = stack.enter_context(bpfnb.Program(CELL, cflags=[f"-I{include}"]))
+            local.append(prog.stream("events", max_rows=per_stream))
+
+        def start_local(cgroup: Path) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$0" "$1"', str(binary), str(n)]
+            )
+
         cluster = bpfnb.cluster(url_file=hosts.url_file, engines=args.hosts, compression=args.compression)
-        with bpfnb.Program(CELL, on="all", name="bench", cflags=[f"-I{HOST_INCLUDE}"]) as prog:
-            per_host = (args.repeat + 1) * n  # every event stays: none is dropped by the bounds
-            stream = prog.stream("events", max_rows=per_host, max_bytes=64 * per_host)
-            cpu = time.process_time()
-            for host in hosts.hosts:
-                rates = []
-                for run in range(1, args.repeat + 1):
-                    started = time.monotonic()
-                    process = host.run_workload(binary, str(n))
-                    stream.wait(hosts={host.name: run * n}, seconds=120)
-                    rates.append(n / (time.monotonic() - started))
-                    process.wait()
-                rate = statistics.median(rates)
-                print(f"  {host.name} alone: {rate:,.0f} events/s ({rate / local_rate:.0%} of local; "
-                      f"runs {', '.join(f'{r:,.0f}' for r in rates)})")
-            sequential_cpu = time.process_time() - cpu
+        stack.callback(cluster.close)
+        prog = stack.enter_context(bpfnb.Program(CELL, on="all", name="bench", cflags=[f"-I{HOST_INCLUDE}"]))
+        stream = prog.stream("events", max_rows=per_stream, max_bytes=64 * per_stream)
+        engines = {host.name: host.engine.pid for host in hosts.hosts if host.engine is not None}
+        gathered = {host.name: 0 for host in hosts.hosts}
+        local_cpu: list[float] = []
+        client_cpu = engine_cpu = 0.0
 
-            cpu = time.process_time()
-            started = time.monotonic()
-            processes = [host.run_workload(binary, str(n)) for host in hosts.hosts]
-            stream.wait(hosts={h.name: per_host for h in hosts.hosts}, seconds=300)
-            took = time.monotonic() - started
-            concurrent_cpu = time.process_time() - cpu
-            for process in processes:
-                process.wait()
-            print(f"all {args.hosts} hosts at once: {args.hosts * n / took:,.0f} events/s in all "
-                  f"({args.hosts * n / took / local_together:.0%} of {args.hosts} local streams at once), "
-                  f"{n / took:,.0f} per host")
+        def timed_local(indexes: list[int]) -> tuple[float, float]:
+            targets = {i: local[i].received + n for i in indexes}
+            run = Run(lambda: [start_local(cgroups[i]) for i in indexes])
+            for i, target in targets.items():
+                local[i].wait(n=target, seconds=300)
+            took, delay, cpu, _ = run.done(len(indexes))
+            local_cpu.append(cpu / (len(indexes) * n / 1e6))
+            assert all(local[i].received >= t and local[i].lost == 0 for i, t in targets.items())
+            return took, delay
 
-            counts = stream.host_counts()
-            total = sum(c["rows"] for c in counts.values())
-            assert all(c["rows"] == per_host and c["lost"] == 0 and c["dropped"] == 0 for c in counts.values()), counts
-            cpu = time.process_time()
-            frame = stream.df()
-            frame_cpu = time.process_time() - cpu
-            assert len(frame) == total
-            wire = sum(c["wire_bytes"] for c in counts.values())
-            print(f"client CPU: {sequential_cpu / (args.hosts * args.repeat * n / 1e6):.2f} s per 1M events gathered one host "
-                  f"at a time, {concurrent_cpu / (args.hosts * n / 1e6):.2f} s all at once; one frame of "
-                  f"{total:,} rows from {args.hosts} hosts: {frame_cpu:.2f} s CPU "
-                  f"({frame_cpu / (total / 1e6):.2f} s per 1M)")
-            print(f"on the wire: {wire / total:.1f} bytes per event (24-byte events, compression "
-                  f"{args.compression or 'none'})")
-        cluster.close()
+        def timed_cluster(names: list[str]) -> tuple[float, float]:
+            nonlocal client_cpu, engine_cpu
+            for name in names:
+                gathered[name] += n
+            run = Run(lambda: [h.run_workload(binary, str(n)) for h in hosts.hosts if h.name in names],
+                      [engines[name] for name in names])
+            stream.wait(hosts=dict(gathered), seconds=300)
+            took, delay, cpu, engines_cpu = run.done(len(names))
+            client_cpu += cpu
+            engine_cpu += engines_cpu
+            return took, delay
+
+        print(f"per host, one at a time ({repeat} pairs of runs each; events/s from the workload's start to its "
+              "last event's arrival, and that arrival after the workload's exit):")
+        for index, host in enumerate(hosts.hosts):
+            pairs = [(timed_local([index]), timed_cluster([host.name])) for _ in range(repeat)]
+            ratios = [lt / ct for (lt, _), (ct, _) in pairs]
+            print(f"  {host.name}: {n / statistics.median(c for _, (c, _) in pairs):,.0f} events/s against "
+                  f"{n / statistics.median(lt for (lt, _), _ in pairs):,.0f} local: "
+                  f"{statistics.median(ratios):.0%} of local (pairs: {', '.join(f'{r:.0%}' for r in ratios)}); "
+                  f"last event {statistics.median(d for _, (_, d) in pairs) * 1e3:.0f} ms after the exit, "
+                  f"local {statistics.median(d for (_, d), _ in pairs) * 1e3:.0f} ms")
+        print(f"  load average: {load_average()}")
+
+        names = [host.name for host in hosts.hosts]
+        pairs = [(timed_local(list(range(args.hosts))), timed_cluster(names)) for _ in range(repeat)]
+        together = args.hosts * n
+        print(f"all {args.hosts} hosts at once: {together / statistics.median(c for _, (c, _) in pairs):,.0f} events/s "
+              f"in all against {together / statistics.median(lt for (lt, _), _ in pairs):,.0f} for {args.hosts} "
+              f"local streams at once: {statistics.median(lt / ct for (lt, _), (ct, _) in pairs):.0%} "
+              f"(load average {load_average()})")
+
+        idle = sum(map(process_cpu, engines.values()))
+        time.sleep(5)
+        idle = (sum(map(process_cpu, engines.values())) - idle) / 5 / len(engines)
+        counts = stream.host_counts()
+        total = sum(c["rows"] for c in counts.values())
+        assert all(c["rows"] == gathered[h] and c["lost"] == 0 and c["dropped"] == 0 for h, c in counts.items()), counts
+        cpu = time.process_time()
+        frame = stream.df()
+        frame_cpu = time.process_time() - cpu
+        assert len(frame) == total
+        wire = sum(c["wire_bytes"] for c in counts.values())
+        print(f"CPU per 1M events: this process gathering {client_cpu / (total / 1e6):.3f} s, the engines sending "
+              f"{engine_cpu / (total / 1e6):.3f} s; a local stream {statistics.median(local_cpu):.3f} s; an engine "
+              f"streaming nothing: {idle:.1%} of a CPU. "
+              f"One frame of {total:,} rows from {args.hosts} hosts: {frame_cpu:.2f} s CPU "
+              f"({frame_cpu / (total / 1e6):.3f} s per 1M)")
+        print(f"on the wire: {wire / total:.1f} bytes per event (24-byte events, compression "
+              f"{args.compression or 'none'})")
+        print(f"load average at the end: {load_average()}")
 
 
 if __name__ == "__main__":
