@@ -6,9 +6,10 @@ Flow and its bounds, per host:
    the rows not yet sent, at most ``max_rows``/``max_bytes`` (the oldest are
    dropped and counted as ``dropped`` on that host);
 2. a gatherer thread here asks each engine for its next rows, at most
-   ``batch_rows`` at a time and with one request in flight per host: an engine
-   sends only when asked, so a slow client or link never builds a queue
-   anywhere but in that bounded hold (backpressure);
+   ``batch_rows`` at a time and with at most two requests in flight per host
+   (one while it is idle): an engine sends only when asked, so a slow client
+   or link never builds a queue anywhere but in that bounded hold
+   (backpressure);
 3. the rows arrive raw (:func:`~bpfnb.remote.wire.encode_rows`: the records as
    the kernel wrote them, the engine does no work per event) and are kept raw
    here, again at most ``max_rows``/``max_bytes`` per host (the oldest dropped
