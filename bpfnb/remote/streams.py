@@ -59,7 +59,7 @@ _LINGER = 0.1
 #: Seconds without events that end the wait for a whole batch: a producer that
 #: loses its CPU for a moment on a busy machine has not stopped, and each
 #: request cut short is another millisecond of the engine's CPU.
-_PAUSE = 0.01
+_PAUSE = 0.005
 #: Requests in flight per host while events flow: the engine finds the next one
 #: waiting when it answers one. An idle host has one (a long poll).
 _IN_FLIGHT = 2
@@ -94,7 +94,9 @@ class ClusterStream:
     Made by ``prog.stream(name, ...)``; the options are :class:`bpfnb.Stream`'s
     (``time_field=``, ``time_clock=``, ``decode=``, ``type=``, ``pages=``),
     with ``max_rows``/``max_bytes`` bounding each host's rows on its engine
-    and here, and ``batch_rows`` the most rows one request brings.
+    and here, and ``batch_rows`` the most rows one request brings (default
+    131072: each request costs the engine about a millisecond, and the last
+    batch of a burst crosses the network after the burst, so it is a delay).
     """
 
     def __init__(self, program: HostedProgram, name: str, options: dict[str, Any]) -> None:
@@ -102,7 +104,7 @@ class ClusterStream:
         self.name = name
         self.max_rows = int(options.pop("max_rows", 1_000_000))
         self.max_bytes = int(options.pop("max_bytes", 128 * 2**20))
-        self.batch_rows = int(options.pop("batch_rows", 262_144))
+        self.batch_rows = int(options.pop("batch_rows", 131_072))
         if min(self.max_rows, self.max_bytes, self.batch_rows) < 1:
             raise ArgumentError("max_rows, max_bytes and batch_rows must be positive")
         for refused in ("parquet", "on_batch"):
