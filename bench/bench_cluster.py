@@ -30,7 +30,8 @@ Figures:
   producers share the CPU: compare the sums);
 - CPU per million events: this process while gathering (all its threads),
   the engines sending them (every thread of each engine process, from /proc),
-  and this process for a local stream; an idle engine's CPU (its stream open,
+  the controller passing them on (with its child processes), and this
+  process for a local stream; an idle engine's CPU (its stream open,
   no events); and the client's CPU to build the one DataFrame of every
   host's events;
 - bytes received per event (as the engines sent them).
@@ -49,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +82,23 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Run:
-    """Workloads started together, timed to their exit and to the arrival of their last event."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the controller runs its queues and schedulers as child processes)."""
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return [pid] + [p for child in children for p in process_tree(child)]
 
-    def __init__(self, start: Callable[[], list[subprocess.Popen[bytes]]], engines: Sequence[int] = ()) -> None:
-        self.engines = engines
-        self.engine_cpu = sum(map(process_cpu, engines))
+
+class Run:
+    """Workloads started together, timed to their exit and to the arrival of their last event.
+
+    ``watched`` names groups of other processes whose CPU time the run is to count.
+    """
+
+    def __init__(
+        self, start: Callable[[], list[subprocess.Popen[bytes]]], watched: Mapping[str, Sequence[int]] | None = None
+    ) -> None:
+        self.watched = dict(watched or {})
+        self.before = {name: sum(map(process_cpu, pids)) for name, pids in self.watched.items()}
         self.cpu = time.process_time()
         self.started = time.monotonic()
         self.exited: list[float] = []
@@ -97,15 +109,15 @@ class Run:
         assert process.wait() == 0
         self.exited.append(time.monotonic())
 
-    def done(self, workloads: int) -> tuple[float, float, float, float]:
+    def done(self, workloads: int) -> tuple[float, float, float, dict[str, float]]:
         """Once every event arrived: seconds since the start, the last event's delay after the last exit, CPU
-        of this process and of the engines."""
+        of this process and of each group of watched processes."""
         arrived = time.monotonic()
         cpu = time.process_time() - self.cpu
-        engine_cpu = sum(map(process_cpu, self.engines)) - self.engine_cpu
+        watched = {name: sum(map(process_cpu, pids)) - self.before[name] for name, pids in self.watched.items()}
         while len(self.exited) < workloads:
             time.sleep(0.001)
-        return arrived - self.started, max(0.0, arrived - max(self.exited)), cpu, engine_cpu
+        return arrived - self.started, max(0.0, arrived - max(self.exited)), cpu, watched
 
 
 def main() -> None:
@@ -147,8 +159,11 @@ def main() -> None:
         stream = prog.stream("events", max_rows=per_stream, max_bytes=64 * per_stream)
         engines = {host.name: host.engine.pid for host in hosts.hosts if host.engine is not None}
         gathered = {host.name: 0 for host in hosts.hosts}
+        assert hosts.controller is not None
+        controller = process_tree(hosts.controller.pid)
         local_cpu: list[float] = []
-        client_cpu = engine_cpu = 0.0
+        client_cpu = 0.0
+        cluster_cpu = {"engines": 0.0, "controller": 0.0}
 
         def timed_local(indexes: list[int]) -> tuple[float, float]:
             targets = {i: local[i].received + n for i in indexes}
@@ -161,15 +176,16 @@ def main() -> None:
             return took, delay
 
         def timed_cluster(names: list[str]) -> tuple[float, float]:
-            nonlocal client_cpu, engine_cpu
+            nonlocal client_cpu
             for name in names:
                 gathered[name] += n
             run = Run(lambda: [h.run_workload(binary, str(n)) for h in hosts.hosts if h.name in names],
-                      [engines[name] for name in names])
+                      {"engines": [engines[name] for name in names], "controller": controller})
             stream.wait(hosts=dict(gathered), seconds=300)
-            took, delay, cpu, engines_cpu = run.done(len(names))
+            took, delay, cpu, watched = run.done(len(names))
             client_cpu += cpu
-            engine_cpu += engines_cpu
+            for name, seconds in watched.items():
+                cluster_cpu[name] += seconds
             return took, delay
 
         print(f"per host, one at a time ({repeat} pairs of runs each; events/s from the workload's start to its "
@@ -204,7 +220,8 @@ def main() -> None:
         assert len(frame) == total
         wire = sum(c["wire_bytes"] for c in counts.values())
         print(f"CPU per 1M events: this process gathering {client_cpu / (total / 1e6):.3f} s, the engines sending "
-              f"{engine_cpu / (total / 1e6):.3f} s; a local stream {statistics.median(local_cpu):.3f} s; an engine "
+              f"{cluster_cpu['engines'] / (total / 1e6):.3f} s, the controller passing them on "
+              f"{cluster_cpu['controller'] / (total / 1e6):.3f} s; a local stream {statistics.median(local_cpu):.3f} s; an engine "
               f"streaming nothing: {idle:.1%} of a CPU. "
               f"One frame of {total:,} rows from {args.hosts} hosts: {frame_cpu:.2f} s CPU "
               f"({frame_cpu / (total / 1e6):.3f} s per 1M)")
