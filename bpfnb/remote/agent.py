@@ -41,6 +41,7 @@ __all__ = [
     "identify",
     "load",
     "map_frame",
+    "map_len",
     "status",
     "stream_open",
     "stream_stop",
@@ -212,6 +213,11 @@ def map_frame(
         return encode_frame(frame, facts={"keys": keys, "values": values}, compression=compression)
 
     return _answer(frame)
+
+
+def map_len(key: str, name: str) -> dict[str, Any]:
+    """The entries map ``name`` holds here."""
+    return _answer(lambda: len(_held(key).program[name]))
 
 
 def _queried(frame: pd.DataFrame, query: str) -> pd.DataFrame:

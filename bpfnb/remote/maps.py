@@ -47,6 +47,9 @@ def host_frame(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 class ClusterMap:
     """A map of a :class:`~bpfnb.remote.program.ClusterProgram`, read on every running host."""
 
+    #: Counting asks every host: displays (``%bpf ls``) leave it to ``len()``.
+    countable_in_displays = False
+
     def __init__(self, program: HostedProgram, name: str, spec: Mapping[str, Any]) -> None:
         self.program = program
         self.name = name
@@ -108,6 +111,11 @@ class ClusterMap:
             frame = host_frame({host: table.to_pandas() for host, table in tables.items()})
         frame.attrs["missing"] = missing
         return frame
+
+    def __len__(self) -> int:
+        """The entries the map holds on every running host together."""
+        self.program.require_alive("count the entries of a map of")
+        return sum(self.program.call_hosts(agent.map_len, self.name).values())
 
     def history(self, interval: float = 1.0, *, max_rows: int = 100_000, **df_options: Any) -> MapHistory:
         """Snapshots of ``df(**df_options)`` every ``interval`` seconds; see :class:`bpfnb.MapHistory`."""

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..display import html as _html
+from ..engines.base import Summary
 from ..errors import ArgumentError
 from ..streams.decoding import Rows, rows_frame
 from . import agent
@@ -372,6 +373,10 @@ class ClusterStream:
                 self._receive(feed, _answer(feed.pending.popleft()[1]))
 
     # -- display ---------------------------------------------------------------------------
+
+    def summary(self) -> Summary:
+        """Its row in ``%bpf ls``."""
+        return Summary(f"stream ({self.kind}) on {len(self._feeds)} hosts", self.name, self.state, len(self), self.rate, self.lost)
 
     _HEADERS = ("host", "state", "rows", "received", "lost (kernel)", "dropped (bounds)", "bytes/row on the wire")
 

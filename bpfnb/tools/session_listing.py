@@ -10,15 +10,19 @@ counts run time (``%bpf stats on``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..display import html as _html
+from ..engines.base import Resource
+from ..engines.hooks import Probe
 from ..kernel.stats import stats_enabled
-from ..maps.view import entries_shown
-from ..program import Program
+from ..maps.view import Counted, entries_shown
 
-__all__ = ["ListingRow", "SessionListing"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ListingRow", "Listed", "SessionListing"]
 
 #: Seconds over which ``%bpf ls`` counts the programs' runs.
 RATE_WINDOW = 0.3
@@ -37,17 +41,40 @@ class ListingRow(NamedTuple):
     details: str
 
 
+class Listed(Protocol):
+    """A program as ``%bpf ls`` reads it: a :class:`bpfnb.Program`, or one on a cluster's hosts."""
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def attachments(self) -> list[Probe]: ...
+
+    @property
+    def maps(self) -> Mapping[str, Counted]: ...
+
+    @property
+    def resources(self) -> list[Resource]: ...
+
+    def map_names(self) -> list[str]: ...
+
+    def stats(self) -> pd.DataFrame: ...
+
+
 class _Runs(NamedTuple):
     runs: int
     nanoseconds: int
 
 
-def _runs(program: Program) -> _Runs:
+def _runs(program: Listed) -> _Runs:
     stats = program.stats()
     return _Runs(int(stats["run_count"].sum()), int(stats["run_time_ns"].sum()))
 
 
-def _run_rates(programs: Sequence[Program], window: float) -> dict[int, tuple[float, str]]:
+def _run_rates(programs: Sequence[Listed], window: float) -> dict[int, tuple[float, str]]:
     """``{id(program): (runs per second, cost)}`` over ``window`` seconds; empty while stats are off."""
     if not programs or not stats_enabled():
         return {}
@@ -64,12 +91,12 @@ def _run_rates(programs: Sequence[Program], window: float) -> dict[int, tuple[fl
     return rates
 
 
-def _entries(program: Program) -> int | None:
+def _entries(program: Listed) -> int | None:
     counts = [n for n in (entries_shown(view) for view in program.maps.values()) if isinstance(n, int)]
     return sum(counts) if counts else None
 
 
-def _program_row(name: str, program: Program, rate: tuple[float, str] | None) -> ListingRow:
+def _program_row(name: str, program: Listed, rate: tuple[float, str] | None) -> ListingRow:
     hooks = "; ".join(f"{p.kind} {p.target}" for p in program.attachments) or "no hooks"
     maps = ", ".join(program.map_names())
     details = f"{hooks}; maps {maps}" if maps else hooks
@@ -77,7 +104,7 @@ def _program_row(name: str, program: Program, rate: tuple[float, str] | None) ->
     return ListingRow(name, f"program ({program.engine})", program.state, _entries(program), runs, None, cost, details)
 
 
-def _rows(programs: Sequence[tuple[str, Program]], window: float) -> list[ListingRow]:
+def _rows(programs: Sequence[tuple[str, Listed]], window: float) -> list[ListingRow]:
     rates = _run_rates([program for _, program in programs], window)
     rows = []
     for name, program in programs:
@@ -109,7 +136,7 @@ class SessionListing:
 
     HEADERS = ("name", "kind", "state", "rows", "rate", "lost", "cost", "details")
 
-    def __init__(self, programs: Sequence[tuple[str, Program]], *, window: float = RATE_WINDOW) -> None:
+    def __init__(self, programs: Sequence[tuple[str, Listed]], *, window: float = RATE_WINDOW) -> None:
         self.rows = _rows(programs, window)
         self.stats_on = stats_enabled()
 

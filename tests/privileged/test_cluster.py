@@ -262,7 +262,13 @@ def test_magics_connect_load_on_hosts_and_detach(hosts, cluster, workload):
         pid = run(hosts.hosts[2], workload, 250)
         wait_for(lambda: len(lat["counts"].df()) == 1, "h3's count")
         assert lat["counts"].df()[["host", "key", "value"]].values.tolist() == [["h3", pid, 250]]
-        assert "magic_lat" in repr(shell.run_line_magic("bpf", "ls"))
+        assert len(lat["counts"]) == 1  # counted on each host
+        lat.stream("events").wait(hosts={"h3": 250}, seconds=30)  # they waited in h3's ring buffer
+        listing = shell.run_line_magic("bpf", "ls")
+        rows = {row.name: row for row in listing.rows}
+        assert rows["magic_lat"].state == "running on 2 of 2 hosts" and "maps counts, dist, events" in rows["magic_lat"].details
+        assert rows['magic_lat["events"]'].kind == "stream (ring buffer) on 2 hosts" and rows['magic_lat["events"]'].rows == 250
+        assert "magic_lat" in listing._repr_html_()
         shell.run_line_magic("bpf", "detach magic_lat")
         assert lat.closed
         failed = shell.run_cell(f"%%bpf strict_lat --on h9 --cflags {CFLAGS[0]}\n{CELL}")
