@@ -8,7 +8,9 @@ The package is layered; each layer imports only from the layers below it
 (``tests/test_layers.py`` checks this)::
 
     notebook    the %%bpf, %%bpftrace and %bpf magics, their options, completion, the session
-    tools       doctor, the helper catalog, probe listings, kernel spec, the CLI
+    tools, capture
+                doctor, the helper catalog, probe listings, kernel spec, the CLI;
+                recordings of programs and the captures they write, read anywhere
     remote      one cell on many hosts: ipyparallel engines, gathered maps and streams
     program     Program: one cell's programs, whatever engine built them
     maps, streams, packets
@@ -35,6 +37,7 @@ from .errors import (
     ArgumentError,
     AttachError,
     BpfnbError,
+    CaptureError,
     ClusterError,
     CompileError,
     DecodeError,
@@ -49,6 +52,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from . import plot
+    from .capture.notes import remember
+    from .capture.recorded import Capture, load
+    from .capture.recorder import Recorder, record, save
     from .decode.histogram import percentiles
     from .engines.hooks import Probe
     from .kernel.stats import disable_stats, enable_stats
@@ -78,6 +84,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ArrayMap": ".maps.tables",
     "BpfMap": ".maps.view",
+    "Capture": ".capture.recorded",
     "CgroupArrayMap": ".maps.fd_arrays",
     "Cluster": ".remote.connection",
     "ClusterMap": ".remote.maps",
@@ -94,6 +101,7 @@ _LAZY = {
     "ProgArrayMap": ".maps.fd_arrays",
     "Program": ".program",
     "QueueMap": ".maps.queues",
+    "Recorder": ".capture.recorder",
     "StackTraceMap": ".maps.stacks",
     "Stream": ".streams.stream",
     "TestRunResult": ".packets.testrun",
@@ -103,8 +111,12 @@ _LAZY = {
     "disable_stats": ".kernel.stats",
     "enable_stats": ".kernel.stats",
     "helpers": ".tools.helpers",
+    "load": ".capture.recorded",
     "percentiles": ".decode.histogram",
     "probes": ".tools.probe_listing",
+    "record": ".capture.recorder",
+    "remember": ".capture.notes",
+    "save": ".capture.recorder",
     "tcp": ".packets.builder",
     "test_run": ".packets.testrun",
     "udp": ".packets.builder",
@@ -116,6 +128,8 @@ __all__ = [
     "AttachError",
     "BpfMap",
     "BpfnbError",
+    "Capture",
+    "CaptureError",
     "CgroupArrayMap",
     "Cluster",
     "ClusterError",
@@ -140,6 +154,7 @@ __all__ = [
     "ProgArrayMap",
     "Program",
     "QueueMap",
+    "Recorder",
     "SetupError",
     "StackTraceMap",
     "Stream",
@@ -151,10 +166,14 @@ __all__ = [
     "disable_stats",
     "enable_stats",
     "helpers",
+    "load",
     "load_ipython_extension",
     "percentiles",
     "plot",
     "probes",
+    "record",
+    "remember",
+    "save",
     "tcp",
     "test_run",
     "udp",

@@ -11,7 +11,8 @@
     ├── LayoutError       the headers place a kernel field the cell reads elsewhere than the kernel does
     ├── DecodeError       bytes from the kernel do not fit the declared type
     ├── ClusterError      a cluster cannot be reached, or a cell loaded on too few of its hosts
-    └── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
+    ├── UnsupportedMapError  a map type bpfnb (or BCC) cannot read
+    └── CaptureError      a capture that cannot be written or read
 
     KeyboardInterrupt
     └── Interrupted       Ctrl-C stopped a cell; nothing it had started stays in the kernel
@@ -33,6 +34,7 @@ __all__ = [
     "ArgumentError",
     "AttachError",
     "BpfnbError",
+    "CaptureError",
     "ClusterError",
     "CompileError",
     "DecodeError",
@@ -198,3 +200,7 @@ class Interrupted(KeyboardInterrupt):
 
 class UnsupportedMapError(BpfnbError):
     """A map whose type bpfnb cannot read from Python."""
+
+
+class CaptureError(BpfnbError):
+    """A capture could not be written, or what was read is not a readable capture."""

@@ -60,11 +60,16 @@ class _Holdings:
     def __init__(self, loaded: LoadedProgram) -> None:
         self.loaded = loaded
         self.resources: list[Resource] = []
+        self.releasing = self.released = False
 
     def release(self) -> None:
+        self.releasing = True
+        # The maps are still open while the resources stop: a recording takes
+        # its last snapshots then.
         for resource in reversed(self.resources):
             with contextlib.suppress(Exception):
                 resource.stop()
+        self.released = True
         self.loaded.release()
 
 
@@ -161,12 +166,15 @@ class Program:
             options, trust_headers=bool(trust_headers), interval_ms=interval_ms, env=_environment(env)
         )
         self.source = source
+        #: How the program was built, whatever the engine (a recording keeps them with the source).
+        self.options = options
         #: The number error messages give the source's first line.
         self.first_line = first_line
         loaded = load(source, options, engine=engine)
         self._holdings = _Holdings(loaded)
         self._finalizer = weakref.finalize(self, self._holdings.release)
         self._maps: dict[str, MapView] = {}
+        self._watchers: list[Callable[[Resource], None]] = []
         self._attach_requested = options.attach
 
     @property
@@ -183,17 +191,33 @@ class Program:
 
     @property
     def closed(self) -> bool:
-        """True once the program has been detached."""
-        return not self._finalizer.alive
+        """True once the program has been detached (its resources stopped, its maps closed)."""
+        return self._holdings.released
 
     def own(self, resource: Resource) -> None:
-        """Stop ``resource`` when this program detaches (at once if it already has)."""
-        if self.closed:
+        """Stop ``resource`` when this program detaches (at once if it is detaching or has)."""
+        if self._holdings.releasing:
             resource.stop()
             return
         held = self._holdings.resources
         held[:] = [r for r in held if r.running]
         held.append(resource)
+        for watcher in list(self._watchers):
+            watcher(resource)
+
+    def watch(self, watcher: Callable[[Resource], None]) -> None:
+        """Call ``watcher(resource)`` for every resource the program takes from now on.
+
+        A recording follows the streams and histories opened while it runs
+        this way; ``watcher`` runs in the thread that opens them, before they
+        deliver anything.
+        """
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Callable[[Resource], None]) -> None:
+        """Stop calling ``watcher``; nothing happens if it was not watching."""
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
 
     @property
     def resources(self) -> list[Resource]:

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bpfnb"
 #: Top to bottom. Packages on one line are siblings and may not import each other.
 LAYERS: list[set[str]] = [
     {"notebook"},
-    {"tools"},
+    {"tools", "capture"},
     {"remote"},
     {"program"},
     {"maps", "streams", "packets"},

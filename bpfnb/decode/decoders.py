@@ -27,25 +27,44 @@ import pyarrow as pa
 from ..errors import ArgumentError, DecodeError
 from .strings import arrow_strings_to_pandas
 
-__all__ = ["DECODERS", "Decoder", "apply_decoders", "boot_to_wall", "clock_offset_ns", "decoded_columns", "utc_times", "with_decoded"]
+__all__ = [
+    "DECODERS",
+    "Decoder",
+    "apply_decoders",
+    "boot_to_wall",
+    "clock_offset_ns",
+    "decoded_columns",
+    "recorded_decoders",
+    "utc_times",
+    "with_decoded",
+]
 
 #: What ``decode={column: ...}`` accepts: a decoder name, a value->name mapping
 #: or a function of the raw numpy array.
 Decoder = Union[str, Mapping[Any, str], Callable[[np.ndarray], Any]]
 
 
-def apply_decoders(frame: pd.DataFrame, decode: Mapping[str, Decoder]) -> pd.DataFrame:
+#: Decoders by name: what ``named`` gives :func:`apply_decoders` (``DECODERS``, or a recording's).
+Named = Mapping[str, Callable[[np.ndarray], Any]]
+
+
+def apply_decoders(frame: pd.DataFrame, decode: Mapping[str, Decoder], *, named: Named | None = None) -> pd.DataFrame:
     """Replace each named column by its decoded value and keep the raw one as ``<name>_raw``.
+
+    ``named`` gives the decoders that names stand for (default :data:`DECODERS`,
+    this machine's; :func:`recorded_decoders` gives a recording's).
 
     Raises
     ------
     DecodeError
         A column is missing, a decoder name is unknown, or values do not fit it.
     """
-    return with_decoded(frame, decoded_columns(frame, decode))
+    return with_decoded(frame, decoded_columns(frame, decode, named=named))
 
 
-def decoded_columns(columns: Mapping[str, Any] | pd.DataFrame, decode: Mapping[str, Decoder]) -> dict[str, Any]:
+def decoded_columns(
+    columns: Mapping[str, Any] | pd.DataFrame, decode: Mapping[str, Decoder], *, named: Named | None = None
+) -> dict[str, Any]:
     """The decoded values of the columns ``decode`` names, by column (the raw ones are in ``columns``).
 
     Where the decoding depends on the machine (kernel symbols, clocks), this
@@ -57,7 +76,7 @@ def decoded_columns(columns: Mapping[str, Any] | pd.DataFrame, decode: Mapping[s
     for column, decoder in decode.items():
         if column not in names:
             raise DecodeError(f"cannot decode {column!r}: no such column", hint=f"columns are: {', '.join(map(str, names))}")
-        decoded[column] = _decoder(decoder)(np.asarray(columns[column]))
+        decoded[column] = _decoder(decoder, DECODERS if named is None else named)(np.asarray(columns[column]))
     return decoded
 
 
@@ -74,18 +93,19 @@ def with_decoded(frame: pd.DataFrame, decoded: Mapping[str, Any]) -> pd.DataFram
     return frame
 
 
-def _decoder(decoder: Decoder) -> Callable[[np.ndarray], Any]:
+def _decoder(decoder: Decoder, named: Named) -> Callable[[np.ndarray], Any]:
     if callable(decoder):
         return decoder
     if isinstance(decoder, Mapping):
         return functools.partial(_enum, decoder)
-    try:
-        return DECODERS[decoder]
-    except KeyError:
-        raise DecodeError(
-            f"unknown decoder {decoder!r}",
-            hint=f"use one of {', '.join(sorted(DECODERS))}, a dict of names, or a function",
-        ) from None
+    if decoder in named:
+        return named[decoder]
+    if decoder in DECODERS:
+        raise DecodeError(f"the decoder {decoder!r} needs the machine that recorded the data, and a recording does not hold it")
+    raise DecodeError(
+        f"unknown decoder {decoder!r}",
+        hint=f"use one of {', '.join(sorted(named))}, a dict of names, or a function",
+    )
 
 
 def _by_unique(values: np.ndarray, convert: Callable[[Any], str]) -> Any:
@@ -115,13 +135,13 @@ def _ipv6(values: np.ndarray) -> Any:
     return _by_unique(_address_bytes(values, 16), lambda b: str(ipaddress.IPv6Address(bytes(b))))
 
 
-def _errno_name(value: Any) -> str:
+def _errno_name(value: Any, *, names: Mapping[int, str]) -> str:
     number = abs(int(value))
-    return errno_codes.errorcode.get(number, str(int(value))) if number else "0"
+    return names.get(number, str(int(value))) if number else "0"
 
 
-def _errno(values: np.ndarray) -> Any:
-    return _by_unique(np.asarray(values, dtype=np.int64), _errno_name)
+def _errno(values: np.ndarray, *, names: Mapping[int, str] = errno_codes.errorcode) -> Any:
+    return _by_unique(np.asarray(values, dtype=np.int64), functools.partial(_errno_name, names=names))
 
 
 def _enum(names: Mapping[Any, str], values: np.ndarray) -> Any:
@@ -139,14 +159,17 @@ def _ksym(values: np.ndarray) -> Any:
     return arrow_strings_to_pandas(pa.array(names, pa.string()))
 
 
-def _syscall(values: np.ndarray) -> Any:
-    from ..kernel.symbols import syscall_name
+def _syscall(values: np.ndarray, *, names: Mapping[int, str] | None = None) -> Any:
+    if names is None:
+        from ..kernel.symbols import syscall_name
 
-    return _by_unique(np.asarray(values, dtype=np.int64), lambda v: syscall_name(int(v)))
+        return _by_unique(np.asarray(values, dtype=np.int64), lambda v: syscall_name(int(v)))
+    return _by_unique(np.asarray(values, dtype=np.int64), lambda v: names.get(int(v), str(int(v))))
 
 
-#: The kernel clocks event timestamps are read from, by name.
-_CLOCKS = {"boottime": time.CLOCK_BOOTTIME, "monotonic": time.CLOCK_MONOTONIC}
+#: The kernel clocks event timestamps are read from, by name, and the constant each is in ``time``
+#: (looked up when used: macOS has no CLOCK_BOOTTIME, and a capture's decoders import there).
+_CLOCKS = {"boottime": "CLOCK_BOOTTIME", "monotonic": "CLOCK_MONOTONIC"}
 
 
 def clock_offset_ns(clock: str) -> int:
@@ -157,10 +180,11 @@ def clock_offset_ns(clock: str) -> int:
     """
     if clock not in _CLOCKS:
         raise ArgumentError(f"clock must be one of {sorted(_CLOCKS)}, not {clock!r}")
+    clock_id = getattr(time, _CLOCKS[clock])
     best: tuple[int, int] | None = None
     for _ in range(5):
         before = time.time_ns()
-        reading = time.clock_gettime_ns(_CLOCKS[clock])
+        reading = time.clock_gettime_ns(clock_id)
         after = time.time_ns()
         if best is None or after - before < best[0]:
             best = (after - before, (before + after) // 2 - reading)
@@ -183,6 +207,32 @@ def boot_to_wall(ns: np.ndarray, *, clock: str = "boottime") -> pd.DatetimeIndex
 def utc_times(epoch_ns: np.ndarray) -> pd.DatetimeIndex:
     """UTC timestamps from ns since the epoch (5x faster than ``pd.to_datetime(..., utc=True)``)."""
     return pd.DatetimeIndex(np.asarray(epoch_ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
+def _shifted(ns: np.ndarray, *, offset: int) -> pd.DatetimeIndex:
+    return utc_times(np.asarray(ns, dtype=np.int64) + offset)
+
+
+def recorded_decoders(
+    *, offsets: Mapping[str, int], syscalls: Mapping[int, str], errnos: Mapping[int, str]
+) -> dict[str, Callable[[np.ndarray], Any]]:
+    """The named decoders of data recorded on another machine, from what the recording kept of it.
+
+    Parameters
+    ----------
+    offsets
+        Wall-clock ns minus kernel-clock ns (:func:`clock_offset_ns`) of
+        ``boottime`` and ``monotonic`` on the recording machine.
+    syscalls, errnos
+        The recording machine's syscall and errno names by number.
+
+    ``ksym`` is left out: kernel addresses need that machine's symbols.
+    """
+    named = {name: DECODERS[name] for name in ("hex", "ipv4", "ipv6")}
+    named.update({clock: functools.partial(_shifted, offset=offsets[clock]) for clock in _CLOCKS})
+    named["syscall"] = functools.partial(_syscall, names=syscalls)
+    named["errno"] = functools.partial(_errno, names=errnos)
+    return named
 
 
 #: Decoders by name, for ``decode={column: name}``.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KernelSymbols", "kernel_symbols", "symbolize", "syscall_name"]
+__all__ = ["KernelSymbols", "kernel_symbols", "symbolize", "syscall_name", "syscall_names"]
 
 #: x86-64 and arm64 kernels live in the top half of the address space.
 _KERNEL_START = 0xFFFF_8000_0000_0000
@@ -120,3 +120,8 @@ def _syscall_table() -> dict[int, str]:
 def syscall_name(number: int) -> str:
     """The name of a syscall number on this machine's architecture (x86-64 here)."""
     return _syscall_table().get(number, str(number))
+
+
+def syscall_names() -> dict[int, str]:
+    """Every syscall's name by number on this machine's architecture (empty when they cannot be found)."""
+    return dict(_syscall_table())

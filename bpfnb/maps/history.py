@@ -14,7 +14,8 @@ first snapshot has nothing to compare with: NaN there.
 
 It is what live plots draw: ``df()`` and ``snapshot()`` may be called from any
 thread. The recorder belongs to its program and stops when the program
-detaches.
+detaches. With ``interval=None`` there is no thread: snapshots are taken when
+``record()`` is called (a capture's recorder takes them this way).
 """
 
 from __future__ import annotations
@@ -64,15 +65,17 @@ class MapHistory:
     view
         The map view to snapshot.
     interval
-        Seconds between snapshots.
+        Seconds between snapshots; None takes them only when :meth:`record` is called.
     max_rows
         Rows kept in total; whole oldest snapshots are dropped beyond it.
     **df_options
         Passed to ``view.df()`` (``decode=``, ``percpu=``, ``buckets=``...).
     """
 
-    def __init__(self, view: Recordable, *, interval: float = 1.0, max_rows: int = 100_000, **df_options: Any) -> None:
-        if interval <= 0:
+    def __init__(
+        self, view: Recordable, *, interval: float | None = 1.0, max_rows: int = 100_000, **df_options: Any
+    ) -> None:
+        if interval is not None and interval <= 0:
             raise ArgumentError(f"interval must be positive seconds, not {interval!r}")
         if max_rows < 1:
             raise ArgumentError(f"max_rows must be at least 1, not {max_rows!r}")
@@ -87,6 +90,9 @@ class MapHistory:
         self.df_options = df_options
         self.snapshots = 0
         self.dropped_rows = 0
+        #: The columns of ``view.df()`` in the last snapshot (before ``time`` and the deltas).
+        self.snapshot_columns: list[str] = []
+        self._taps: list[Callable[[pd.DataFrame], None]] = []
         self.error: BaseException | None = None
         self._frames: collections.deque[pd.DataFrame] = collections.deque()
         self._rows = 0
@@ -95,13 +101,16 @@ class MapHistory:
         self._lock = threading.Lock()
         self._recording = threading.Lock()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"bpfnb-history-{view.name}", daemon=True)
-        view.program.own(self)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if interval is not None:
+            self._thread = threading.Thread(target=self._run, name=f"bpfnb-history-{view.name}", daemon=True)
+            view.program.own(self)
+            self._thread.start()
 
     # -- recording -----------------------------------------------------------
 
     def _run(self) -> None:
+        assert self.interval is not None
         next_at = time.monotonic()
         while not self._stopping.is_set():
             try:
@@ -118,16 +127,27 @@ class MapHistory:
             now = time.monotonic()
             frame = self.view.df(**self.df_options)
             stamped = self._with_deltas(frame, now)
-        stamped.insert(0, "time", pd.Timestamp.now(tz="UTC"))
-        with self._lock:
-            self._frames.append(stamped)
-            self._rows += len(stamped)
-            self.snapshots += 1
-            while self._rows > self.max_rows and len(self._frames) > 1:
-                dropped = self._frames.popleft()
-                self._rows -= len(dropped)
-                self.dropped_rows += len(dropped)
+            stamped.insert(0, "time", pd.Timestamp.now(tz="UTC"))
+            self.snapshot_columns = list(frame.columns)
+            with self._lock:
+                self._frames.append(stamped)
+                self._rows += len(stamped)
+                self.snapshots += 1
+                while self._rows > self.max_rows and len(self._frames) > 1:
+                    dropped = self._frames.popleft()
+                    self._rows -= len(dropped)
+                    self.dropped_rows += len(dropped)
+            for tap in list(self._taps):
+                tap(stamped)
         return stamped
+
+    def add_tap(self, tap: Callable[[pd.DataFrame], None]) -> None:
+        """Hand every snapshot from now on (stamped, with its deltas) to ``tap``, in the recording thread."""
+        self._taps.append(tap)
+
+    def remove_tap(self, tap: Callable[[pd.DataFrame], None]) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
 
     def _with_deltas(self, frame: pd.DataFrame, now: float) -> pd.DataFrame:
         keys, values = split_columns(frame, self.view.value_columns)
@@ -185,12 +205,14 @@ class MapHistory:
 
     @property
     def running(self) -> bool:
+        if self._thread is None:
+            return not self._stopping.is_set()
         return self._thread.is_alive()
 
     def stop(self) -> None:
         """Stop recording (idempotent); what was recorded stays readable."""
         self._stopping.set()
-        if self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
     def _state(self) -> str:
@@ -206,8 +228,11 @@ class MapHistory:
     def __repr__(self) -> str:
         return (
             f"<MapHistory of {self.view.name}: {self._state()}, {self.snapshots} snapshots, "
-            f"{self._rows} rows, every {self.interval:g}s>"
+            f"{self._rows} rows, {self._every()}>"
         )
+
+    def _every(self) -> str:
+        return "on demand" if self.interval is None else f"every {self.interval:g} s"
 
     def _repr_html_(self) -> str:
         latest = self.snapshot()
@@ -218,7 +243,7 @@ class MapHistory:
         title = f"history of map {self.view.name}: {self._state()}"
         facts = _html.table(
             ["snapshots", "rows kept", "rows dropped", "interval"],
-            [(self.snapshots, self._rows, self.dropped_rows, f"{self.interval:g} s")],
+            [(self.snapshots, self._rows, self.dropped_rows, self._every())],
         )
         return _html.card(title, facts, body)
 

@@ -12,7 +12,6 @@ registry picks one by the map's kernel type.
 from __future__ import annotations
 
 import ctypes
-import html
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +21,7 @@ import pandas as pd
 from ..decode.columns import columns_of, to_frame
 from ..decode.decoders import Decoder, apply_decoders
 from ..decode.dtypes import c_type_name, dtype_of
-from ..display import html as _html
+from ..display.preview import Previewed
 from ..engines.base import MapSpec, Owner
 from ..errors import ArgumentError, BpfnbError, DecodeError, Interrupted
 from ..kernel.libbpf import map_elem, num_possible_cpus
@@ -40,7 +39,7 @@ PREVIEW_ROWS = 10
 _CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
 
 
-class BpfMap(Mapping[Any, Any]):
+class BpfMap(Previewed, Mapping[Any, Any]):
     """A live view on one BPF map; every read asks the kernel again.
 
     As a ``Mapping`` its keys are numbers (scalar keys) or tuples (struct
@@ -215,21 +214,8 @@ class BpfMap(Mapping[Any, Any]):
         keys, values = self.records(limit=PREVIEW_ROWS)
         return self._frame(keys, values, decode=None)
 
-    def __repr__(self) -> str:
-        try:
-            text, head = self._preview()
-        except Exception as exc:  # a display must not raise: show why instead
-            text, head = f"({type(exc).__name__}: {exc})", None
-        body = text if head is None else head.to_string(max_cols=12)
-        return f"<bpfnb {self._title()}>\n{body}"
-
-    def _repr_html_(self) -> str:
-        try:
-            text, head = self._preview()
-        except Exception as exc:  # a display must not raise: show why instead
-            return _html.card(self._title(), _html.note(f"{type(exc).__name__}: {exc}", kind="bad"))
-        body = f"<pre>{html.escape(text)}</pre>" if head is None else table_html(self._named(head), max_cols=12)
-        return _html.card(self._title(), body)
+    def _table_html(self, head: pd.DataFrame) -> str:
+        return table_html(self._named(head), max_cols=12)
 
 
 class Counted(Protocol):

@@ -56,6 +56,8 @@ class Consumer:
         self.lost_baseline = 0
         self.history: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
         self.callbacks: list[Callable[[pd.DataFrame], Any]] = []
+        #: Functions handed each list of raw batches (a recording's); they must only keep them.
+        self.taps: list[Callable[[list[Batch]], None]] = []
         self.callback_errors = 0
         self.last_error: BaseException | None = None
         self.writer: pq.ParquetWriter | None = None
@@ -186,6 +188,8 @@ class Consumer:
         return taken
 
     def deliver(self, batches: list[Batch]) -> None:
+        for tap in list(self.taps):
+            tap(batches)
         if not self.callbacks and not self.parquet_path:
             return
         frame = self.decoding.frame(batches)

@@ -113,8 +113,11 @@ class EventDecoding:
         self.decode = dict(decode or {})
         self.time_field = time_field
         self.time_clock = time_clock
+        # Measured once (a clock it does not know is an error now, not at the first df()): every
+        # frame of the stream, and of its recording, gives an event the same time.
+        offset = clock_offset_ns(time_clock)
+        self.clock_offset = offset if time_field is not None else 0
         self.per_cpu = per_cpu
-        clock_offset_ns(time_clock)  # a clock it does not know is an error now, not at the first df()
         columns = columns_of(np.zeros(0, self.dtype))
         if time_field is not None and time_field not in columns:
             raise DecodeError(
@@ -131,7 +134,7 @@ class EventDecoding:
             received_ns=np.array([b.received_ns for b in batches], dtype=np.int64),
             cpus=np.array([b.cpu for b in batches], dtype=np.uint32) if self.per_cpu else None,
             time_field=self.time_field,
-            clock_offset_ns=clock_offset_ns(self.time_clock) if self.time_field is not None else 0,
+            clock_offset_ns=self.clock_offset,
         )
         if self.decode:
             rows = replace(rows, decoded=decoded_columns(_columns([rows]), self.decode))

@@ -32,7 +32,7 @@ from ..engines.base import MapSpec, Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..kernel.libbpf import map_info
 from .consumer import IDLE_WAIT, Consumer
-from .decoding import EventDecoding, Rows
+from .decoding import Batch, EventDecoding, Rows
 from .perfbuf import PerfBufReader, default_pages
 from .ringbuf import RingBufReader
 
@@ -175,6 +175,41 @@ class Stream:
     def to_parquet(self, path: str | os.PathLike[str], **options: Any) -> None:
         """Write the rows held now to a Parquet file (options go to ``DataFrame.to_parquet``)."""
         self.df().to_parquet(path, index=False, **options)
+
+    # -- recording ------------------------------------------------------------------
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """How the stream was opened: ``time_field``, ``time_clock``, ``decode``, ``max_rows``, ``max_bytes``."""
+        decoding, consumer = self._decoding, self._consumer
+        return {
+            "time_field": decoding.time_field,
+            "time_clock": decoding.time_clock,
+            "decode": dict(decoding.decode),
+            "max_rows": consumer.max_rows,
+            "max_bytes": consumer.max_bytes,
+        }
+
+    @property
+    def record_size(self) -> int:
+        """Bytes of one event as the kernel sends it."""
+        return self._consumer.record_size
+
+    def add_tap(self, tap: Callable[[list[Batch]], None]) -> None:
+        """Hand every batch of raw records to ``tap`` as it arrives, before retention drops any.
+
+        ``tap`` runs in the consumer thread and must only keep the batches
+        (a recording decodes them later with :meth:`frame_of`).
+        """
+        self._consumer.taps.append(tap)
+
+    def remove_tap(self, tap: Callable[[list[Batch]], None]) -> None:
+        if tap in self._consumer.taps:
+            self._consumer.taps.remove(tap)
+
+    def frame_of(self, batches: list[Batch]) -> pd.DataFrame:
+        """Raw batches (from a tap) as the rows :meth:`df` would show for them."""
+        return self._decoding.frame(batches)
 
     # -- reacting and waiting ---------------------------------------------------
 
@@ -359,8 +394,8 @@ def open_stream(
         raise
     _CONSUMED.add(map_id)
     stream._finalizer = weakref.finalize(stream, _finish, consumer, map_id)
+    program.own(stream)  # first: whoever watches the program (a recording) sees the stream's first batch
     consumer.thread.start()
-    program.own(stream)
     return stream
 
 
