@@ -43,7 +43,6 @@ class RecordedMap(Replayable, Previewed):
         self.max_entries: int = entry["max_entries"]
         self.histogram: bool = entry["histogram"]
         self.percpu: bool = entry["percpu"]
-        self._cleared = False
 
     # -- reading -------------------------------------------------------------
 
@@ -89,8 +88,6 @@ class RecordedMap(Replayable, Previewed):
         if percpu not in _PERCPU_MODES:
             raise ArgumentError(f"percpu must be one of {_PERCPU_MODES}, not {percpu!r}")
         frame = self._per_cpu(percpu) if self.percpu and percpu != "sum" else self._last("snapshots")
-        if self._cleared:
-            frame = _cleared(frame, array=self.map_type.endswith("array"))
         if decode:
             frame = apply_decoders(frame, decode, named=self.program.capture.decoders)
         return frame if buckets is None else self._buckets(frame, buckets=buckets, step=step, slot=slot)
@@ -127,12 +124,13 @@ class RecordedMap(Replayable, Previewed):
         return len(self.df())
 
     def clear(self) -> None:
-        """Show this map empty from now on (zeros for an array), as a live map shows itself after ``clear()``.
+        """Change nothing: a recording holds what the map held.
 
-        Only this view changes: the capture on disk keeps what was recorded.
+        A notebook replaying its capture sees a map it cleared as cleared
+        from the cell that cleared it on, since each cell reads the map as the
+        recording saw it when the same cell ended.
         """
         self.program.alive("clear a map of")
-        self._cleared = True
 
     # -- over time ---------------------------------------------------------------
 
@@ -193,17 +191,6 @@ class RecordedMap(Replayable, Previewed):
         if self.histogram and {"lo", "hi", "count"} <= set(frame.columns):
             return text_histogram(frame), None
         return "", frame.head(_PREVIEW_ROWS)
-
-
-def _cleared(frame: pd.DataFrame, *, array: bool) -> pd.DataFrame:
-    """``frame`` as after ``clear()``: no rows, or for an array every numeric value zero."""
-    if not array:
-        return frame.iloc[:0]
-    out = frame.copy()
-    for column in out.columns:
-        if column not in ("key", "slot", "lo", "hi", "cpu") and out[column].dtype.kind in "iuf":
-            out[column] = out[column] * 0
-    return out
 
 
 class RecordedHistory:

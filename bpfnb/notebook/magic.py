@@ -26,6 +26,9 @@ from .options import (
 from .session import AnyProgram, Session, SessionListing
 
 if TYPE_CHECKING:
+    from ..capture.recorded import Capture
+    from ..capture.recorder import Recorder
+    from ..capture.replaying import ReplayChoice
     from ..kernel.tracefs import Tracepoint
     from ..remote.connection import Cluster
     from ..tools.doctor import DoctorReport
@@ -139,6 +142,23 @@ class BpfnbMagics(Magics):
 
         return probes(args.pattern, binary=args.binary)
 
+    def _command_record(self, args: argparse.Namespace) -> Recorder | Capture | str:
+        if args.name == "stop":
+            return self.session.stop_recording()
+        if args.name is None:
+            return self.session.recorder or "the session is not recording (start with %bpf record NAME)"
+        return self.session.record(args.name, max_bytes=args.max_size, every=args.every)
+
+    def _command_replay(self, args: argparse.Namespace) -> ReplayChoice:
+        return self.session.replay(args.path, fallback=args.fallback)
+
+    # IPython's events: a recording notes when cells end, a replay follows them.
+    def _before_cell(self, info: Any) -> None:
+        self.session.cell_starts(info.raw_cell or "")
+
+    def _after_cell(self, result: Any) -> None:
+        self.session.cell_ended(result.info.raw_cell or "")
+
 
 BpfnbMagics.bpf_cell.__doc__ = cell_help()  # type: ignore[assignment]
 BpfnbMagics.bpftrace_cell.__doc__ = bpftrace_help()  # type: ignore[assignment]
@@ -179,12 +199,19 @@ def register(ipython: Any) -> None:
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
     ipython.Completer.custom_matchers.append(complete_bpf_cell)
+    ipython.events.register("pre_run_cell", magics._before_cell)
+    ipython.events.register("post_run_cell", magics._after_cell)
 
 
 def unregister(ipython: Any) -> None:
     """Detach every program the session's cells loaded."""
     magics = _magics(ipython)
     if magics is not None:
+        for event, callback in (("pre_run_cell", magics._before_cell), ("post_run_cell", magics._after_cell)):
+            if callback in ipython.events.callbacks[event]:
+                ipython.events.unregister(event, callback)
+        if magics.session.recorder is not None:
+            magics.session.stop_recording()
         magics.session.detach_all()
 
 

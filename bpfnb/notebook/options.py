@@ -272,6 +272,21 @@ def _command_parser() -> _Parser:
     cluster.add_argument(
         "--user", default=None, help="start: log in as USER and start engines through its bpfnb engine launcher (sudo)"
     )
+    record = commands.add_parser(
+        "record",
+        help="record what this session's programs produce (maps, streams, histories) to a new capture directory; "
+        "`%%bpf record stop` ends it; without NAME, show the recording",
+    )
+    record.add_argument("name", nargs="?", default=None, help="the capture's directory, or 'stop'")
+    record.add_argument(
+        "--max-size", default=None, help="keep the capture within this size on disk (e.g. 500M, 2G), dropping its oldest data"
+    )
+    record.add_argument("--every", type=float, default=1.0, help="seconds between map snapshots (default 1)")
+    replay = commands.add_parser("replay", help="answer the %%%%bpf cells below from a capture instead of the kernel")
+    replay.add_argument("path", help="the capture: a directory or a .zip")
+    replay.add_argument(
+        "--fallback", action="store_true", help="only if this kernel cannot load BPF programs (otherwise run live)"
+    )
     return parser
 
 
@@ -282,11 +297,24 @@ def parse_command(line: str) -> argparse.Namespace:
         raise OptionsError("%bpf detach: give a program's NAME or --all")
     if args.command == "cluster" and args.profile and args.url_file:
         raise OptionsError("%bpf cluster: give --profile or --url-file, not both")
+    if args.command == "record" and args.max_size is not None:
+        args.max_size = parse_size(args.max_size)
     if args.command == "helpers" and args.prog_type is not None:
         args.prog_type = args.prog_type.lower().removeprefix("bpf_prog_type_")
         if args.prog_type not in PROG_TYPES:
             raise OptionsError(f"%bpf helpers: --type {args.prog_type!r} is not a program type ({', '.join(PROG_TYPES)})")
     return args
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``500M`` -> bytes; K, M and G are powers of 1024."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]?)i?B?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise OptionsError(f"%bpf record: --max-size {text!r} is not a size such as 500M or 2G")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def command_help() -> str:

@@ -1,7 +1,8 @@
-"""The programs of one notebook session, by the names their cells gave them."""
+"""The programs of one notebook session, by the names their cells gave them, and its recording or replay."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import AttachError, BpfnbError, ClusterError
@@ -10,24 +11,45 @@ from ..tools.session_listing import SessionListing
 from .options import CellOptions
 
 if TYPE_CHECKING:
+    from ..capture.recorded import Capture, RecordedProgram
+    from ..capture.recorder import Recorder
+    from ..capture.replaying import ReplayChoice, Replaying
     from ..remote.connection import Cluster
     from ..remote.program import ClusterProgram
 
-#: What a cell makes: a program here, or one on a cluster's hosts.
-AnyProgram = Union[Program, "ClusterProgram"]
+#: What a cell makes: a program here, or one on a cluster's hosts; or, replaying a capture, one it recorded.
+AnyProgram = Union[Program, "ClusterProgram", "RecordedProgram"]
 
 __all__ = ["Session", "SessionListing"]
 
 
 class Session:
-    """Named programs; loading a name again replaces the program it named once the new one works."""
+    """Named programs; loading a name again replaces the program it named once the new one works.
+
+    While a recording runs (:meth:`record`), every program the session loads
+    here is recorded too; while the session replays a capture (:meth:`replay`),
+    cells get the programs the capture recorded instead of loading any.
+    """
 
     def __init__(self) -> None:
         self.programs: dict[str, AnyProgram] = {}
         #: The cluster ``%%bpf NAME --on HOSTS`` loads on.
         self.cluster: Cluster | None = None
+        self.recorder: Recorder | None = None
+        self.replaying: Replaying | None = None
 
     def load(self, options: CellOptions, source: str, *, first_line: int = 1) -> AnyProgram:
+        """The cell's program: built and loaded, or, when replaying a capture, the one it recorded."""
+        if self.replaying is not None:
+            recorded = self.replaying.program(options.name, source)
+            self.programs[options.name] = recorded
+            return recorded
+        program = self._load(options, source, first_line)
+        if self.recorder is not None and self.recorder.running and isinstance(program, Program):
+            self.recorder.add(program)
+        return program
+
+    def _load(self, options: CellOptions, source: str, first_line: int) -> AnyProgram:
         """Replace the program called ``options.name`` by one built from ``source``.
 
         The old program keeps running until the new one has loaded and
@@ -131,6 +153,49 @@ class Session:
         return SessionListing(
             [(name, program) for name, program in self.programs.items() if not program.closed]
         )
+
+    # -- captures -----------------------------------------------------------------
+
+    def cell_starts(self, source: str) -> None:
+        """A notebook cell starts: a replay moves to where the recording was when it ended."""
+        if self.replaying is not None:
+            self.replaying.reach(source)
+
+    def cell_ended(self, source: str) -> None:
+        """A notebook cell ended: a recording snapshots the maps and notes the moment."""
+        if self.recorder is not None and self.recorder.running:
+            self.recorder.mark(source)
+
+    def record(self, path: str | os.PathLike[str], *, max_bytes: int | None, every: float) -> Recorder:
+        """Record the session's programs, and those it loads from now on, to a new capture directory."""
+        from ..capture.recorder import Recorder
+
+        if self.recorder is not None and self.recorder.running:
+            raise BpfnbError(f"the session records to {self.recorder.path} already", hint="stop it with %bpf record stop")
+        if self.replaying is not None:
+            raise BpfnbError("this notebook replays a capture: there is nothing live to record")
+        live = [p for p in self.programs.values() if isinstance(p, Program) and not p.closed]
+        self.recorder = Recorder(path, live, max_bytes=max_bytes, snapshot_interval=every)
+        return self.recorder
+
+    def stop_recording(self) -> Capture:
+        """End the recording; the capture, loaded."""
+        if self.recorder is None:
+            raise BpfnbError("the session is not recording", hint="start with %bpf record NAME")
+        recorder, self.recorder = self.recorder, None
+        return recorder.stop()
+
+    def replay(self, path: str | os.PathLike[str], *, fallback: bool) -> ReplayChoice:
+        """Answer the cells from the capture at ``path`` (with ``fallback``, only if programs cannot be loaded here)."""
+        from ..capture import notes
+        from ..capture.replaying import ReplayChoice
+
+        choice = ReplayChoice(path, fallback=fallback)
+        if choice.replaying is not None and self.recorder is not None:
+            raise BpfnbError("the session is recording", hint="stop it with %bpf record stop before replaying a capture")
+        self.replaying = choice.replaying
+        notes.replaying(choice.capture if choice.replaying is not None else None)
+        return choice
 
 
 def _holds_hook_of(program: AnyProgram, error: AttachError) -> bool:

@@ -89,9 +89,18 @@ def test_commands():
     assert parse_command("helpers ringbuf --type xdp").prog_type == "xdp"
     assert parse_command("probes sched:*").pattern == "sched:*"
     assert parse_command("doctor --fix").fix
+    record = parse_command("record incident-42 --max-size 1.5G --every 0.5")
+    assert (record.name, record.max_size, record.every) == ("incident-42", 3 * 2**29, 0.5)
+    assert parse_command("record stop").name == "stop" and parse_command("record").name is None
+    assert parse_command("record x --max-size 500M").max_size == 500 * 2**20
+    assert parse_command("record x --max-size 4096").max_size == 4096
+    replay = parse_command("replay captures/01.zip --fallback")
+    assert (replay.path, replay.fallback) == ("captures/01.zip", True)
 
 
-@pytest.mark.parametrize("line", ["", "detach", "detach a --all", "stats maybe", "frobnicate"])
+@pytest.mark.parametrize(
+    "line", ["", "detach", "detach a --all", "stats maybe", "frobnicate", "record x --max-size lots", "replay"]
+)
 def test_bad_commands(line):
     with pytest.raises(OptionsError):
         parse_command(line)

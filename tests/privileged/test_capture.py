@@ -24,9 +24,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
-from bpfnb import ArgumentError, CaptureError, NoSuchMapError, Program
+from bpfnb import ArgumentError, BpfnbError, CaptureError, NoSuchMapError, Program
 from bpfnb.capture import notes
 
 from ..libbpf_cells import HEADER, LICENSE
@@ -440,3 +441,66 @@ def test_mistakes_are_explained(recorded, tmp_path, no_leaks):
     with pytest.raises(ArgumentError, match="detached"):
         bpfnb.record(tmp_path / "c", prog)
     assert not (tmp_path / "c").exists()
+
+
+COUNTER_CELL = """%%bpf counter --cflags=-DTARGET_TGID={pid}
+BPF_HASH(counts, u32, u64);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid == TARGET_TGID) counts.increment(pid);
+    return 0;
+}}
+"""
+NOTEBOOK = [
+    COUNTER_CELL.format(pid=os.getpid()),
+    "import os\nfor _ in range(100):\n    os.getppid()",
+    "before = counter['counts'].df()",
+    "counter['counts'].clear()\nfor _ in range(7):\n    os.getppid()",
+    "after = counter['counts'].df()",
+]
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bpfnb")
+    yield ip
+    ip.run_line_magic("unload_ext", "bpfnb")
+    InteractiveShell.clear_instance()
+
+
+def run_cells(shell: InteractiveShell, cells: list[str]) -> None:
+    for cell in cells:
+        result = shell.run_cell(cell)
+        assert result.success, (cell, result.error_before_exec or result.error_in_exec)
+
+
+def test_a_recorded_notebook_replays_cell_by_cell(shell, tmp_path, no_leaks):
+    recorder = shell.run_line_magic("bpf", f"record {tmp_path / 'nb'}")
+    assert isinstance(recorder, bpfnb.Recorder) and recorder.running
+    run_cells(shell, NOTEBOOK)
+    live = {name: shell.user_ns[name] for name in ("before", "after")}
+    assert live["before"]["value"].tolist() == [100] and live["after"]["value"].tolist() == [7]
+    capture = shell.run_line_magic("bpf", "record stop")
+    assert isinstance(capture, bpfnb.Capture) and capture.state == "recorded"
+    shell.run_line_magic("bpf", "detach --all")
+
+    # Replayed: the cell binds the recorded program, and each read sees the map as the same cell did.
+    choice = shell.run_line_magic("bpf", f"replay {tmp_path / 'nb'}")
+    assert repr(choice).startswith(f"Replaying {tmp_path / 'nb'}: the notebook asked for the recording")
+    run_cells(shell, NOTEBOOK)
+    assert shell.user_ns["counter"].state == "recorded"
+    for name, frame in live.items():
+        pd.testing.assert_frame_equal(shell.user_ns[name], frame)
+    listing = repr(shell.run_line_magic("bpf", "ls"))
+    assert "counter" in listing and "recorded" in listing
+    with pytest.raises(BpfnbError, match="replays a capture"):
+        shell.run_line_magic("bpf", f"record {tmp_path / 'again'}")
+
+
+def test_replay_falls_back_only_where_programs_cannot_load(shell, tmp_path):
+    choice = shell.run_line_magic("bpf", f"replay {tmp_path / 'none.zip'} --fallback")
+    # Root here: the notebook runs live, and the capture is not even opened.
+    assert repr(choice).startswith("Live: this kernel can load BPF programs")
+    with pytest.raises(CaptureError, match="no capture at"):
+        shell.run_line_magic("bpf", f"replay {tmp_path / 'none.zip'}")
