@@ -13,6 +13,12 @@
 #   DOCTOR       the command that fixes mounts and headers   (bpfnb doctor --fix)
 #   OS_RELEASE   which distribution's package names to use   (/etc/os-release)
 #   DIST_BCC     python3-bpfcc's package, linked into the venv (/usr/lib/python3/dist-packages/bcc)
+#   NO_SUDO      1: do nothing that needs root, as for a user without sudo (empty)
+#
+# Without root and without sudo, `make lab` still starts JupyterLab: it skips
+# what needs root (system packages, mounts, the privileged kernel), saying so,
+# and installs a kernel that runs as you; notebooks 01-05 then run from the
+# captures that ship with them.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -29,10 +35,15 @@ DIST_BCC ?= /usr/lib/python3/dist-packages/bcc
 
 venv := $(abspath $(VENV))
 ROOT := $(filter 0,$(shell id -u))
+# Root, or sudo for this user: without a password, or as a member of a group
+# that sudo usually trusts (sudo then asks for the password).
+PRIVILEGED := $(if $(NO_SUDO),,$(or $(ROOT),$(shell command -v sudo >/dev/null 2>&1 && \
+    { sudo -n true 2>/dev/null || id -Gn | tr ' ' '\n' | grep -qxE 'sudo|wheel|admin'; } && echo yes)))
 SUDO := $(if $(ROOT),,sudo)
 # Python run through sudo must not leave root-owned __pycache__ in the user's tree.
 SUDO_PY := $(if $(ROOT),,sudo env PYTHONDONTWRITEBYTECODE=1)
 DOCTOR ?= $(SUDO_PY) $(venv)/bin/bpfnb doctor --fix
+NO_ROOT_NOTE := without root or sudo, BPF programs cannot be loaded: notebooks 01-05 will run from their captures
 # The stamp remembers the pyproject.toml the venv was last installed from.
 stamp := $(venv)/.bpfnb-installed
 
@@ -80,6 +91,15 @@ packages:
 	headers=""
 	if ! installed "$$exact" && (available "$$exact" || ! installed "$$generic"); then headers=missing; fi
 	[ -z "$$missing$$headers" ] && exit 0
+	if [ -z "$(PRIVILEGED)" ]; then
+	    if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null && [ ! -x "$(venv)/bin/python" ]; then
+	        echo "make: the virtualenv needs python3-venv, and installing it needs root: ask an administrator" \
+	             "to run 'apt-get install python3-venv', then run make again." >&2
+	        exit 1
+	    fi
+	    echo "make: skipping the system packages$$missing$${headers:+ and kernel headers} ($(NO_ROOT_NOTE))"
+	    exit 0
+	fi
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	if [ -n "$$headers" ]; then
 	    if available "$$exact"; then missing="$$missing $$exact"; else missing="$$missing $$generic"; fi
@@ -99,7 +119,11 @@ $(stamp): pyproject.toml | $(venv)/bin/python
 # nothing else. PyPI's "bcc" is an unrelated package and must never be used.
 bcc: $(stamp)
 	@src=$(DIST_BCC)
-	if [ ! -f "$$src/__init__.py" ]; then echo "make: $$src is missing (package python3-bpfcc)" >&2; exit 1; fi
+	if [ ! -f "$$src/__init__.py" ]; then
+	    if [ -z "$(PRIVILEGED)" ]; then echo "make: skipping BCC: $$src is missing ($(NO_ROOT_NOTE))"; exit 0; fi
+	    echo "make: $$src is missing (package python3-bpfcc)" >&2
+	    exit 1
+	fi
 	dst=$$("$(venv)/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bcc
 	if [ -e "$$dst" ] && [ ! -L "$$dst" ]; then
 	    echo "make: $$dst is not the distribution's BCC (PyPI's unrelated 'bcc'?); run" \
@@ -109,10 +133,19 @@ bcc: $(stamp)
 	[ "$$(readlink "$$dst" || true)" = "$$src" ] || ln -sfn "$$src" "$$dst"
 
 doctor: bcc
+ifeq ($(PRIVILEGED),)
+	@echo "make: skipping 'bpfnb doctor --fix' (mounts and kernel headers need root; $(NO_ROOT_NOTE))"
+else
 	$(DOCTOR)
+endif
 
 kernelspec: doctor labextension
+ifeq ($(PRIVILEGED),)
+	@echo "make: the notebook kernel runs as $$(id -un), without the privileges BPF programs need"
+	"$(venv)/bin/bpfnb" kernelspec install --prefix "$(venv)"
+else
 	$(SUDO_PY) "$(venv)/bin/bpfnb" kernelspec install --prefix "$(venv)"$(if $(ROOT),, --user "$$(id -un)")
+endif
 
 # The prebuilt extension that highlights %%bpf cells as C (an editable install
 # does not copy it into the venv's share/).
