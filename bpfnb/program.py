@@ -350,6 +350,11 @@ class Program:
         loss_counter = self._loaded.loss_counter() if spec.map_type == "ringbuf" else None
         return open_stream(self, spec, event_type=event_type, loss_counter=loss_counter, **options)
 
+    @property
+    def prints(self) -> bool:
+        """Whether the program prints lines of text (bpftrace's ``printf``), which ``prog.stream()`` reads."""
+        return not self.closed and self._loaded.text_output() is not None
+
     def _only_buffer(self) -> str:
         """The name of the program's one ring or perf buffer; an :class:`ArgumentError` unless there is exactly one."""
         from .streams.stream import only_buffer

@@ -101,5 +101,15 @@ class CaptureFiles:
                 raise CaptureError(f"{self.path}: {name} is missing", hint="the capture was changed after it was written") from None
         if not pieces:
             return pd.DataFrame()
-        frame: pd.DataFrame = pa.concat_tables(pieces, promote_options="permissive").to_pandas()
-        return frame
+        whole = pa.concat_tables(pieces, promote_options="permissive")
+        return _as_written(whole.to_pandas(), whole.schema.pandas_metadata or {})
+
+
+def _as_written(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+    """``frame`` with the dtypes it was written with where pyarrow chose others: strings kept in an
+    ``object`` column come back as pandas' string dtype unless told."""
+    for column in metadata.get("columns", []):
+        name = column.get("name")
+        if column.get("numpy_type") == "object" and name in frame.columns and frame[name].dtype != object:
+            frame[name] = frame[name].astype(object)
+    return frame

@@ -225,9 +225,18 @@ class RecordedProgram:
         """The buffers whose events were recorded."""
         return list(dict.fromkeys(s["name"] for s in self._entry["streams"]))
 
-    def stream(self, name: str, **options: Any) -> RecordedStream:
-        """The events buffer ``name`` delivered while recording; the options are a live stream's (see :class:`RecordedStream`)."""
+    def stream(self, name: str | None = None, **options: Any) -> RecordedStream:
+        """The events buffer ``name`` delivered while recording; the options are a live stream's (see :class:`RecordedStream`).
+
+        Without a name: the lines the program printed (bpftrace's ``printf``), or else its only recorded buffer.
+        """
         self.alive("stream a buffer of")
+        if name is None:
+            texts = [s["name"] for s in self._entry["streams"] if s["kind"] == "text"]
+            names = texts or self.stream_names()
+            if len(names) != 1:
+                raise ArgumentError(f"name the buffer to stream: {', '.join(names) or 'none was recorded'}")
+            name = names[0]
         parts = [s for s in self._entry["streams"] if s["name"] == name]
         if not parts:
             if name in self._maps and self._maps[name].map_type in ("ringbuf", "perf_event_array"):

@@ -40,7 +40,8 @@ class RecordedMap(Replayable, Previewed):
         self.map_type: str = entry["type"]
         self.key_type: str = entry["key_type"]
         self.value_type: str = entry["value_type"]
-        self.max_entries: int = entry["max_entries"]
+        #: None for a map its engine reports as frames (bpftrace's).
+        self.max_entries: int | None = entry["max_entries"]
         self.histogram: bool = entry["histogram"]
         self.percpu: bool = entry["percpu"]
 
@@ -184,7 +185,8 @@ class RecordedMap(Replayable, Previewed):
             entries: object = len(self)
         except Exception:  # a display must not raise
             entries = "?"
-        return f"map {self.name}: {kind} {self.key_type} -> {self.value_type}, {entries} of {self.max_entries} entries (recorded)"
+        size = f" of {self.max_entries}" if self.max_entries is not None else ""
+        return f"map {self.name}: {kind} {self.key_type} -> {self.value_type}, {entries}{size} entries (recorded)"
 
     def _preview(self) -> tuple[str, pd.DataFrame | None]:
         frame = self.df()

@@ -41,6 +41,7 @@ from ..maps.history import MapHistory
 from ..program import Program
 from ..streams.decoding import Batch
 from ..streams.stream import Stream
+from ..streams.text import TextStream
 from . import notes
 from .layout import cell_digest, table_name
 from .machine import machine_facts, time_base
@@ -126,8 +127,33 @@ class _StreamSink:
             self.entry["stopped"] = _now()
         return self.stream.frame_of(batches) if batches else None
 
+    def empty(self) -> pd.DataFrame:
+        return self.stream.frame_of([])
+
     def close(self) -> None:
         self.stream.remove_tap(self.tap)
+
+
+class _TextSink:
+    """The lines a program prints (bpftrace's ``printf``), read a part at a time from where the last part ended."""
+
+    def __init__(self, table: str, entry: dict[str, Any], stream: TextStream, *, start: int) -> None:
+        self.table, self.entry, self.stream, self.next = table, entry, stream, start
+        self.lost_before, self.dropped_before = stream.lost, stream.dropped
+
+    def take(self) -> pd.DataFrame | None:
+        frame, after = self.stream.since(self.next)
+        self.entry["received"] += after - self.next
+        self.next = after
+        self.entry["lost"] = self.stream.lost - self.lost_before
+        self.entry["not_recorded"] = self.stream.dropped - self.dropped_before
+        return frame if len(frame) else None
+
+    def empty(self) -> pd.DataFrame:
+        return self.stream.since(self.stream.received)[0]
+
+    def close(self) -> None:
+        """Nothing to let go of: the lines are read, not handed over."""
 
 
 class _ProgramRecording:
@@ -155,6 +181,8 @@ class _ProgramRecording:
         self._maps: dict[str, dict[str, Any]] = {}
         for name in program.map_names():
             self._add_map(name)
+        if program.prints:
+            self._add_text(held=held)
         program.watch(self.adopt)
         for resource in program.resources:
             self.adopt(resource, held=held)
@@ -167,9 +195,10 @@ class _ProgramRecording:
             "type": view.map_type,
             "key_type": view.key_type,
             "value_type": view.value_type,
-            "max_entries": view.max_entries,
+            # Maps an engine reports as frames (bpftrace's) have no size or CPUs of their own.
+            "max_entries": getattr(view, "max_entries", None),
             "histogram": bool(view.histogram),
-            "percpu": bool(view.percpu),
+            "percpu": bool(getattr(view, "percpu", False)),
             "snapshots": None,
             "percpu_rows": None,
             "histories": [],
@@ -180,7 +209,7 @@ class _ProgramRecording:
         if view.map_type in _BUFFERS or not view.countable_in_displays:
             return
         forms: list[tuple[str, str, dict[str, str]]] = [("snapshots", "maps", {})]
-        if view.percpu:
+        if entry["percpu"]:
             forms.append(("percpu_rows", "percpu", {"percpu": "rows"}))
         for what, folder, options in forms:
             history = MapHistory(view, interval=None, max_rows=1, **options)
@@ -189,6 +218,34 @@ class _ProgramRecording:
             self.recorder.follow(_FrameSink(table, spec, history))
             entry[what] = spec
             self.snapshots.append((history, entry, what))
+
+    def _add_text(self, *, held: bool) -> None:
+        text = self.program.stream()
+        assert isinstance(text, TextStream), "a program that prints streams its lines"
+        entry = self._stream_entry(text.name, text.kind, table_name(self.key, "streams", text.name), record_size=0)
+        entry["options"] = {}
+        sink = _TextSink(entry["table"], entry, text, start=0 if held else text.received)
+        if held:  # a one-off save: the lines held now
+            lines = sink.take()
+            self.recorder.store_frame(sink.table, lines if lines is not None else sink.empty())
+            return
+        self.recorder.follow(sink)
+
+    def _stream_entry(self, name: str, kind: str, table: str, *, record_size: int) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "table": table,
+            "record_size": record_size,
+            "started": _now(),
+            "stopped": None,
+            "received": 0,
+            "lost": 0,
+            "dropped": 0,
+            "not_recorded": 0,
+        }
+        self.entry["streams"].append(entry)
+        return entry
 
     def adopt(self, resource: Resource, *, held: bool = False) -> None:
         """Record what ``resource`` produces from now on (and what it holds now, if ``held``)."""
@@ -201,20 +258,8 @@ class _ProgramRecording:
         taken = sum(1 for s in self.entry["streams"] if s["name"] == stream.name)
         table = table_name(self.key, "streams", stream.name + (f"~{taken + 1}" if taken else ""))
         options = stream.options
-        entry: dict[str, Any] = {
-            "name": stream.name,
-            "kind": stream.kind,
-            "table": table,
-            "record_size": stream.record_size,
-            "options": {**options, "decode": {k: repr(v) for k, v in options["decode"].items()}},
-            "started": _now(),
-            "stopped": None,
-            "received": 0,
-            "lost": 0,
-            "dropped": 0,
-            "not_recorded": 0,
-        }
-        self.entry["streams"].append(entry)
+        entry = self._stream_entry(stream.name, stream.kind, table, record_size=stream.record_size)
+        entry["options"] = {**options, "decode": {k: repr(v) for k, v in options["decode"].items()}}
         if held:  # a one-off save: the rows held now, and the counters since the stream opened
             entry.update(received=stream.received, lost=stream.lost, dropped=stream.dropped)
             self.recorder.store_frame(table, stream.df())
@@ -326,7 +371,7 @@ class Recorder:
         self._programs: list[_ProgramRecording] = []
         #: The manifest's entry of every program followed (they outlive the followers, which hold the programs).
         self._entries: list[dict[str, Any]] = []
-        self._sinks: list[_FrameSink | _StreamSink] = []
+        self._sinks: list[_FrameSink | _StreamSink | _TextSink] = []
         self._notes: dict[str, Any] = {}
         self._timeline: list[dict[str, str]] = []
         self._flushes = 0
@@ -362,7 +407,7 @@ class Recorder:
             self._programs.append(recording)
             self._entries.append(recording.entry)
 
-    def follow(self, sink: _FrameSink | _StreamSink) -> None:
+    def follow(self, sink: _FrameSink | _StreamSink | _TextSink) -> None:
         with self._lock:
             self._sinks.append(sink)
 
@@ -497,8 +542,8 @@ class Recorder:
     def _write_empty_streams(self) -> None:
         """A stream that delivered nothing still gets its table: no rows, but its columns."""
         for sink in self._sinks:
-            if isinstance(sink, _StreamSink) and sink.table not in self.store.tables:
-                self.store.append(sink.table, sink.stream.frame_of([]))
+            if not isinstance(sink, _FrameSink) and sink.table not in self.store.tables:
+                self.store.append(sink.table, sink.empty())
 
     # -- display ------------------------------------------------------------------------------
 

@@ -85,6 +85,14 @@ class TextStream:
         """The lines held: ``time`` (arrival, UTC), ``text``, then a column per ``key=value`` key."""
         return text_frame(self._held())
 
+    def since(self, start: int) -> tuple[pd.DataFrame, int]:
+        """The lines from line ``start`` (counted from the program's start) on, as :meth:`df` shows them,
+        and the line the next call starts at (a recording reads the lines this way, a part at a time)."""
+        lines, first, _ = self._source.lines(start)
+        if self._end is not None:
+            lines = lines[: max(0, self._end - first)]
+        return text_frame(lines), first + len(lines)
+
     def _held(self, start: int = 0) -> list[tuple[int, str]]:
         lines, first, _ = self._source.lines(start)
         return lines if self._end is None else lines[: max(0, self._end - first)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -504,3 +505,27 @@ def test_replay_falls_back_only_where_programs_cannot_load(shell, tmp_path):
     assert repr(choice).startswith("Live: this kernel can load BPF programs")
     with pytest.raises(CaptureError, match="no capture at"):
         shell.run_line_magic("bpf", f"replay {tmp_path / 'none.zip'}")
+
+
+BPFTRACE_SCRIPT = """\
+tracepoint:syscalls:sys_enter_getppid /pid == {pid}/ {{
+    @calls[comm] = count();
+    @seq = @seq + 1;
+    if (@seq % 100 == 0) {{ printf("hundred n=%d\\n", @seq); }}
+}}
+"""
+
+
+@pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace is not installed (make test installs it)")
+def test_a_bpftrace_program_records_its_maps_and_what_it_prints(tmp_path):
+    with Program(BPFTRACE_SCRIPT.format(pid=os.getpid()), engine="bpftrace", name="bt", interval_ms=100) as prog:
+        recorder = bpfnb.record(tmp_path / "capture", prog, flush_interval=0.2, snapshot_interval=0.2)
+        emit(1000)
+        printed = prog.stream().wait(n=10, seconds=20)
+        calls = prog["@calls"].wait()
+        capture = recorder.stop()
+        live = {"printed": printed.df(), "calls": calls.df()}
+    program = capture["bt"]
+    assert program.engine == "bpftrace" and len(live["printed"]) == 10
+    pd.testing.assert_frame_equal(program.stream().df(), live["printed"])
+    assert program["@calls"].df()["count"].tolist() == live["calls"]["count"].tolist() == [1000]
