@@ -51,12 +51,11 @@ def live(binary: str, events: int, capture: Path | None) -> dict[str, Any]:
         cpu = thread_cpu_seconds(stream)
         work.finish()
         result: dict[str, Any] = {"live": arrived - work.started, "received": stream.received, "lost": stream.lost, "cpu": cpu}
+        if capture is not None:
+            result["written"] = written(capture, events) - arrived
+        stream.stop()
         if recorder is not None:
-            result["written"] = written(capture, events) - arrived if capture is not None else 0.0
-            stream.stop()
             recorder.stop()
-        else:
-            stream.stop()
     return result
 
 

@@ -309,6 +309,9 @@ class _ProgramRecording:
             self.entry["ended"] = _now()
         self.program.unwatch(self.adopt)
 
+    def __repr__(self) -> str:
+        return f"<recording of {self.program.name!r} to {self.recorder.path}: {'running' if self.running else 'stopped'}>"
+
 
 def _options(program: Program) -> dict[str, Any]:
     options = dataclasses.asdict(program.options)

@@ -32,7 +32,7 @@ from bpfnb import ArgumentError, BpfnbError, CaptureError, NoSuchMapError, Progr
 from bpfnb.capture import notes
 
 from ..libbpf_cells import HEADER, LICENSE
-from .conftest import kernel_prog_ids
+from .conftest import held_prog_ids, kernel_prog_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,7 +272,6 @@ def test_replay_plays_a_map_and_a_stream_to_their_end(recorded):
 
 def test_kill_9_mid_recording_leaves_a_capture_up_to_its_last_flush():
     directory = public_dir()
-    before = kernel_prog_ids()
     script = textwrap.dedent(
         f"""
         import os, sys, time, bpfnb
@@ -300,6 +299,8 @@ def test_kill_9_mid_recording_leaves_a_capture_up_to_its_last_flush():
             if tables.get("probe/streams/events", {}).get("rows", 0) >= 20000:
                 break
             time.sleep(0.05)
+        held = held_prog_ids(str(child.pid))
+        assert held, "the recording process holds no program"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         capture = bpfnb.load(capture_dir)
@@ -316,10 +317,11 @@ def test_kill_9_mid_recording_leaves_a_capture_up_to_its_last_flush():
         assert child.stdout is not None
         child.stdout.close()
         subprocess.run(["rm", "-rf", str(directory)], check=True)
+    # The kernel frees a killed process's programs (after an RCU grace period).
     deadline = time.monotonic() + 5
-    while kernel_prog_ids() - before and time.monotonic() < deadline:
+    while held & kernel_prog_ids() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not kernel_prog_ids() - before
+    assert not held & kernel_prog_ids()
 
 
 def test_save_writes_what_programs_hold_now(tmp_path, no_leaks):
@@ -480,6 +482,7 @@ def test_a_recorded_notebook_replays_cell_by_cell(shell, tmp_path, no_leaks):
     recorder = shell.run_line_magic("bpf", f"record {tmp_path / 'nb'}")
     assert isinstance(recorder, bpfnb.Recorder) and recorder.running
     run_cells(shell, NOTEBOOK)
+    assert f"recording of 'counter' to {tmp_path / 'nb'}: running" in repr(shell.run_line_magic("bpf", "ls"))
     live = {name: shell.user_ns[name] for name in ("before", "after")}
     assert live["before"]["value"].tolist() == [100] and live["after"]["value"].tolist() == [7]
     capture = shell.run_line_magic("bpf", "record stop")
