@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import CaptureError
 from .layout import FORMAT, MANIFEST, TABLES, VERSION
 
-__all__ = ["CaptureFiles"]
+__all__ = ["CaptureFiles", "recorded"]
 
 
 class CaptureFiles:
@@ -112,4 +112,11 @@ def _as_written(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
         name = column.get("name")
         if column.get("numpy_type") == "object" and name in frame.columns and frame[name].dtype != object:
             frame[name] = frame[name].astype(object)
+    return frame
+
+
+def recorded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``, marked as read from a capture (``attrs["recorded"]``): plots then name no pid after
+    this machine's processes."""
+    frame.attrs["recorded"] = True
     return frame

@@ -20,6 +20,7 @@ from ..decode.histogram import histogram_frame, percentiles, text_histogram
 from ..display import html as _html
 from ..display.preview import Previewed
 from ..errors import ArgumentError, CaptureError, DecodeError
+from .files import recorded
 from .owner import RecordingOwner
 from .replay import Replay, Replayable
 
@@ -91,7 +92,7 @@ class RecordedMap(Replayable, Previewed):
         frame = self._per_cpu(percpu) if self.percpu and percpu != "sum" else self._last("snapshots")
         if decode:
             frame = apply_decoders(frame, decode, named=self.program.capture.decoders)
-        return frame if buckets is None else self._buckets(frame, buckets=buckets, step=step, slot=slot)
+        return recorded(frame if buckets is None else self._buckets(frame, buckets=buckets, step=step, slot=slot))
 
     def _per_cpu(self, percpu: str) -> pd.DataFrame:
         rows = self._last("percpu_rows")
@@ -117,9 +118,14 @@ class RecordedMap(Replayable, Previewed):
             )
         return histogram_frame(frame, slot=slot_column, count="value", buckets=buckets, step=step)
 
-    def percentiles(self, q: Sequence[float] = (50, 90, 99), **df_options: Any) -> pd.DataFrame:
-        """Percentiles of the last snapshot's buckets; see :func:`bpfnb.percentiles`."""
-        return percentiles(self.df(**df_options), q=q)
+    def percentiles(
+        self, q: Sequence[float] = (50, 90, 99), *, unit: str | None = None, **df_options: Any
+    ) -> pd.DataFrame:
+        """Percentiles of the buckets as the map's ``.percentiles()`` gave them live (``reads`` in ``unit``)."""
+        from ..plot.units import read_percentiles  # matplotlib's: only for those who ask
+
+        found: pd.DataFrame = read_percentiles(percentiles(self.df(**df_options), q=q), unit=unit, names=[self.name])
+        return recorded(found)
 
     def __len__(self) -> int:
         return len(self.df())
@@ -207,7 +213,7 @@ class RecordedHistory:
 
     def df(self) -> pd.DataFrame:
         """Every snapshot kept, oldest first, with its ``time``, deltas and rates."""
-        return self._frame.copy()
+        return recorded(self._frame.copy())
 
     def snapshot(self) -> pd.DataFrame | None:
         """The last snapshot, or None if none was recorded."""
@@ -215,7 +221,7 @@ class RecordedHistory:
             return None
         frame = self._frame
         latest: pd.DataFrame = frame[frame["time"] == frame["time"].max()].reset_index(drop=True)
-        return latest
+        return recorded(latest)
 
     def record(self) -> pd.DataFrame | None:
         """The last snapshot: a recording has no later one to take."""

@@ -21,6 +21,7 @@ import pandas as pd
 from ..decode.decoders import Decoder, apply_decoders
 from ..display import html as _html
 from ..errors import ArgumentError, DecodeError
+from .files import recorded
 from .owner import RecordingOwner
 from .replay import Replay, Replayable
 
@@ -60,10 +61,10 @@ class RecordedStream(Replayable):
             frame = self._timed(frame, time_field, time_clock)
         if decode:
             frame = apply_decoders(frame, decode, named=capture.decoders)
-        self._all = frame
+        self._all = recorded(frame)
         # Retention as a live stream applies it: the newest rows within both bounds.
         keep = min(max_rows, max_bytes // max(int(parts[0]["record_size"]), 1), len(frame))
-        self._held = frame.iloc[len(frame) - keep :].reset_index(drop=True)
+        self._held = recorded(frame.iloc[len(frame) - keep :].reset_index(drop=True))
         self._cut = len(frame) - keep
         self.callback_errors = 0
         self.last_error: BaseException | None = None

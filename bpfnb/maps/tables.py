@@ -22,7 +22,7 @@ from ..decode.decoders import Decoder
 from ..decode.histogram import histogram_frame, percentiles, text_histogram
 from ..errors import ArgumentError, DecodeError, UnsupportedMapError
 from ..kernel.constants import BPF_F_MMAPABLE
-from ..plot.units import known_unit
+from ..plot.units import read_percentiles
 from .io import MapLayout
 from .view import PREVIEW_ROWS, BpfMap
 
@@ -108,15 +108,7 @@ class KeyValueMap(BpfMap):
         as ``latency``), a ``reads`` column writes each estimate and its
         bounds in it: ``1.52 ms (1.05 ms to 2.1 ms)``.
         """
-        buckets = self.df(**df_options)
-        found = percentiles(buckets, q=q)
-        known = known_unit("lo", given=unit, names=[self.name])
-        if known is not None and len(found):
-            found["reads"] = [
-                f"{known.text(v)} ({known.text(lo)} to {known.text(hi + 1)})" if pd.notna(v) else ""
-                for v, lo, hi in found[["value", "lo", "hi"]].to_numpy(dtype=float)
-            ]
-            found.attrs["units"] = {column: str(known) for column in ("value", "lo", "hi")}
+        found: pd.DataFrame = read_percentiles(percentiles(self.df(**df_options), q=q), unit=unit, names=[self.name])
         return found
 
     def _preview(self) -> tuple[str, pd.DataFrame | None]:

@@ -37,8 +37,12 @@ def _has_names(df: pd.DataFrame) -> bool:
 
 
 def pid_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
-    """Those of ``columns`` that hold pids of a frame with no process names of its own."""
-    if _has_names(df):
+    """Those of ``columns`` that hold pids of a frame with no process names of its own.
+
+    None in a frame read from a capture (``attrs["recorded"]``): its pids
+    were another machine's, or another time's, and name no process here.
+    """
+    if _has_names(df) or df.attrs.get("recorded"):
         return []
     found = [c for c in columns if _PID.search(str(c)) and df[c].dtype.kind in "iu"]
     name = frame_name(df)

@@ -45,6 +45,7 @@ __all__ = [
     "ViewLocator",
     "known_unit",
     "parse_unit",
+    "read_percentiles",
     "unit_for",
 ]
 
@@ -315,3 +316,17 @@ def _from_name(name: str) -> Unit | None:
     if any(w in _DURATION_WORDS for w in words):
         return NANOSECONDS
     return None
+
+
+def read_percentiles(found: Any, *, unit: str | None, names: Sequence[str]) -> Any:
+    """``found`` (a frame of :func:`bpfnb.percentiles`) with a ``reads`` column writing each estimate and its
+    bounds in the buckets' unit, ``1.52 ms (1.05 ms to 2.1 ms)``, when the unit is known (given, or from
+    ``names``, such as a map called ``latency``); as it is otherwise."""
+    known = known_unit("lo", given=unit, names=names)
+    if known is not None and len(found):
+        found["reads"] = [
+            f"{known.text(v)} ({known.text(lo)} to {known.text(hi + 1)})" if not math.isnan(v) else ""
+            for v, lo, hi in found[["value", "lo", "hi"]].to_numpy(dtype=float)
+        ]
+        found.attrs["units"] = {column: str(known) for column in ("value", "lo", "hi")}
+    return found

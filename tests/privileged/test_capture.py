@@ -30,6 +30,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import bpfnb
 from bpfnb import ArgumentError, BpfnbError, CaptureError, NoSuchMapError, Program
 from bpfnb.capture import notes
+from bpfnb.plot.labels import pid_columns
 
 from ..libbpf_cells import HEADER, LICENSE
 from .conftest import held_prog_ids, kernel_prog_ids
@@ -150,6 +151,14 @@ def test_every_frame_reads_back_exactly(recorded):
     assert program.stream("perf_events").received == counters["perf_received"] == 5000
 
 
+def test_plots_name_no_pid_of_a_capture_after_this_machines_processes(recorded):
+    path, live, _ = recorded
+    events = bpfnb.load(path)["probe"].stream("events").df().drop(columns="comm")
+    # Live, the pid is this process and plots label it with its name; recorded, it may be anyone's here.
+    assert pid_columns(live["ring"].drop(columns="comm"), ["pid"]) == ["pid"] and pid_columns(events, ["pid"]) == []
+    assert events[events["pid"] > 0].attrs["recorded"]
+
+
 def test_remember_gives_back_what_the_recording_kept(recorded):
     path, _, _ = recorded
     capture = bpfnb.load(path)
@@ -208,9 +217,12 @@ import bpfnb
 
 capture = bpfnb.load(sys.argv[1])
 frames = {{name: read(capture["probe"]) for name, read in reads.items()}}
+# What loads, attaches or reads programs; bpfnb.kernel.processes (pid names from /proc files, for plot
+# labels, which percentiles' units pull in) is no part of that.
 kernel_side = sorted(
     m for m in sys.modules
-    if m == "bcc" or m.startswith(("bpfnb.engines", "bpfnb.kernel", "bpfnb.program", "bpfnb.maps", "bpfnb.streams"))
+    if m == "bcc" or m.startswith(("bpfnb.engines", "bpfnb.kernel.", "bpfnb.program", "bpfnb.maps", "bpfnb.streams"))
+    and m != "bpfnb.kernel.processes"
 )
 with open("/proc/self/status") as f:
     caps = [line.split()[1] for line in f if line.startswith("CapEff")][0]
