@@ -338,6 +338,9 @@ class Recorder:
         Keep the capture within this many bytes on disk, dropping its oldest parts.
     memory_bytes : int, optional
         Events waiting to be written, at most; more are counted, not kept.
+    held : bool, optional
+        Write what the programs' streams and histories hold already, rather
+        than follow them (:func:`save` does this, and stops at once).
     """
 
     def __init__(

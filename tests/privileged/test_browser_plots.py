@@ -153,6 +153,12 @@ def figure_of(cells, index: int):
     return image
 
 
+def cell(name: str, code: str) -> int:
+    """The index of the first cell of notebook ``name`` whose code starts with ``code``: cells move as notebooks change."""
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    return next(i for i, c in enumerate(nb.cells) if c.source.startswith(code))
+
+
 def frame_number(status) -> int:
     found = re.search(r"frame (\d+)", status.text_content())
     return int(found.group(1)) if found else 0
@@ -160,21 +166,23 @@ def frame_number(status) -> int:
 
 def test_a_nanosecond_histogram_and_its_heatmap_read_in_units(page, lab):
     base, _ = lab
-    cells = run_all(page, base, "05-latency-histograms-and-heatmaps.ipynb")
+    name = "05-latency-histograms-and-heatmaps.ipynb"
+    cells = run_all(page, base, name)
     wait_until_run(page)
+    mine, lin, heatmap = (cell(name, code) for code in ("bpfnb.plot.hist(mine", 'bpfnb.plot.hist(lat["lin"]', "bpfnb.plot.heatmap("))
 
-    log2 = svg_texts(figure_of(cells, 20))
+    log2 = svg_texts(figure_of(cells, mine))
     assert log2["x"] and all(DURATION.match(t) for t in log2["x"]), log2["x"]
     assert {"1 ms", "10 ms"} <= set(log2["x"]), log2["x"]
     assert [t.split(" ≈ ")[0] for t in log2["legend"]] == ["p50", "p90", "p99"], log2["legend"]
     assert all(re.fullmatch(r"p\d+ ≈ [\d.]+ ms", t) for t in log2["legend"]), log2["legend"]
     assert not [t for t in log2["all"] if SI_SUFFIX.search(t)], log2["all"]
-    cells.nth(20).screenshot(path=str(SHOTS / "after-05-hist-log2.png"))
+    cells.nth(mine).screenshot(path=str(SHOTS / "after-05-hist-log2.png"))
 
-    linear = svg_texts(figure_of(cells, 21))
+    linear = svg_texts(figure_of(cells, lin))
     assert all(t == "0" or t.endswith(" ms") for t in linear["x"]), linear["x"]
 
-    heat = cells.nth(25).locator(".bpfnb-heatmap img")
+    heat = cells.nth(heatmap).locator(".bpfnb-heatmap img")
     heat.wait_for(timeout=60_000)
     texts = svg_texts(heat)
     assert texts["y"] and all(DURATION.match(t) for t in texts["y"]), texts["y"]
@@ -183,7 +191,7 @@ def test_a_nanosecond_histogram_and_its_heatmap_read_in_units(page, lab):
     assert texts["colour"][-1] == "events per 250 ms", texts["colour"]
 
     # Click across the picture until a cell with calls in it is hit: its rows show under it.
-    rows = cells.nth(25).locator(".bpfnb-heatmap-rows")
+    rows = cells.nth(heatmap).locator(".bpfnb-heatmap-rows")
     box = heat.bounding_box()
     for fx in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
         for fy in (0.85, 0.75, 0.65, 0.55, 0.45):
@@ -197,8 +205,8 @@ def test_a_nanosecond_histogram_and_its_heatmap_read_in_units(page, lab):
     caption = rows.locator("b").inner_text()
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}, [\d.]+ ms to [\d.]+ ms: delta [\d,]+ in \d+ rows", caption), caption
     assert rows.locator("tbody tr").count() >= 1
-    expect(cells.nth(25).locator(".bpfnb-heatmap-outline")).to_be_visible()
-    cells.nth(25).screenshot(path=str(SHOTS / "after-05-heatmap-clicked.png"))
+    expect(cells.nth(heatmap).locator(".bpfnb-heatmap-outline")).to_be_visible()
+    cells.nth(heatmap).screenshot(path=str(SHOTS / "after-05-heatmap-clicked.png"))
 
 
 def widest(graph, name: str):
@@ -255,8 +263,13 @@ def test_the_flame_graph_hovers_zooms_searches_and_exports(page, lab, tmp_path):
 
 def test_notebook_04_keeps_its_plots_moving_under_run_all(page, lab):
     base, _ = lab
-    cells = run_all(page, base, "04-live-plots.ipynb")
-    bars = cells.nth(5)
+    name = "04-live-plots.ipynb"
+    cells = run_all(page, base, name)
+    bar, hist, line, static_hist, static_line, printed_at = (
+        cell(name, code)
+        for code in ("bars = ", "latency = ", "s = execs.stream", "import time", "bpfnb.plot.line(s.df()", "print(bars")
+    )
+    bars = cells.nth(bar)
     status = bars.locator(".widget-html-content").last
     image = bars.locator("img.widget-image")
     image.wait_for(timeout=90_000)
@@ -265,7 +278,7 @@ def test_notebook_04_keeps_its_plots_moving_under_run_all(page, lab):
                            timeout=60_000)
     page.screenshot(path=str(SHOTS / "after-04-run-all.png"))
     # The notebook is still running (its last cell waits for the workload): the plots keep moving.
-    for plot in (5, 12):
+    for plot in (bar, line):
         cells.nth(plot).scroll_into_view_if_needed()
         shown = cells.nth(plot).locator(".widget-html-content").last
         picture = cells.nth(plot).locator("img.widget-image")
@@ -279,20 +292,20 @@ def test_notebook_04_keeps_its_plots_moving_under_run_all(page, lab):
         assert "live, every 1 s" in shown.text_content()
         page.screenshot(path=str(SHOTS / f"after-04-moving-{plot}.png"))
     # A live histogram's status line gives its percentiles in units.
-    hist = cells.nth(7).locator(".widget-html-content").last.text_content()
+    hist = cells.nth(hist).locator(".widget-html-content").last.text_content()
     assert re.search(r"p50 ≈ [\d.]+ (ns|µs|ms) · p90 ≈ [\d.]+ (ns|µs|ms|s) · p99", hist), hist
     wait_until_run(page, timeout=120)
-    printed = cells.nth(20).locator(".jp-OutputArea-output").text_content()
+    printed = cells.nth(printed_at).locator(".jp-OutputArea-output").text_content()
     frames = [int(n) for n in re.findall(r"(\d+) frames>", printed)]
     assert len(frames) == 4 and min(frames) >= 6, printed  # not 3 or 4: they moved until the workload ended
 
-    static = svg_texts(figure_of(cells, 16))  # the nanosecond histogram after the capture
+    static = svg_texts(figure_of(cells, static_hist))  # the nanosecond histogram after the capture
     assert static["x"] and all(DURATION.match(t) for t in static["x"]), static["x"]
     assert all(re.fullmatch(r"p\d+ ≈ [\d.]+ (ns|µs|ms|s)", t) for t in static["legend"]), static["legend"]
-    line = svg_texts(figure_of(cells, 17))
-    assert len(set(line["x"])) == len(line["x"]) >= 2 and len({len(t) for t in line["x"]}) == 1, line["x"]
-    cells.nth(16).screenshot(path=str(SHOTS / "after-04-static-hist.png"))
-    cells.nth(17).screenshot(path=str(SHOTS / "after-04-static-line.png"))
+    rates = svg_texts(figure_of(cells, static_line))
+    assert len(set(rates["x"])) == len(rates["x"]) >= 2 and len({len(t) for t in rates["x"]}) == 1, rates["x"]
+    cells.nth(static_hist).screenshot(path=str(SHOTS / "after-04-static-hist.png"))
+    cells.nth(static_line).screenshot(path=str(SHOTS / "after-04-static-line.png"))
 
 
 COST_CELLS = [
