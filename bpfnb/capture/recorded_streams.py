@@ -7,7 +7,8 @@ they came. Opening it takes the options of a live stream, applied to those
 rows: ``time_field=`` recomputes ``time`` from an event field with the
 recording machine's clocks, ``decode=`` names numbers as that machine did,
 ``max_rows=``/``max_bytes=`` keep only the newest rows (counting the others
-as dropped), and ``on_batch=``/``parquet=`` receive every row at once.
+as dropped; without them every row is kept, as the capture holds them), and
+``on_batch=``/``parquet=`` receive every row at once.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ class RecordedStream(Replayable):
         time_field: str | None = None,
         time_clock: str = "monotonic",
         decode: Mapping[str, Decoder] | None = None,
-        max_rows: int = 1_000_000,
-        max_bytes: int = 128 * 2**20,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
         parquet: str | os.PathLike[str] | None = None,
         on_batch: Callable[[pd.DataFrame], Any] | None = None,
         pages: int | None = None,
     ) -> None:
-        if max_rows < 1 or max_bytes < 1:
+        if (max_rows is not None and max_rows < 1) or (max_bytes is not None and max_bytes < 1):
             raise ArgumentError(f"max_rows and max_bytes must be positive, not {max_rows} and {max_bytes}")
         if pages is not None and (pages < 1 or pages & (pages - 1)):
             raise ArgumentError(f"pages must be a power of two, not {pages}")
@@ -62,8 +63,12 @@ class RecordedStream(Replayable):
         if decode:
             frame = apply_decoders(frame, decode, named=capture.decoders)
         self._all = recorded(frame)
-        # Retention as a live stream applies it: the newest rows within both bounds.
-        keep = min(max_rows, max_bytes // max(int(parts[0]["record_size"]), 1), len(frame))
+        # Every row, unless bounds are given: then the newest rows within both, as a live stream keeps them.
+        keep = len(frame)
+        if max_rows is not None:
+            keep = min(keep, max_rows)
+        if max_bytes is not None:
+            keep = min(keep, max_bytes // max(int(parts[0]["record_size"]), 1))
         self._held = recorded(frame.iloc[len(frame) - keep :].reset_index(drop=True))
         self._cut = len(frame) - keep
         self.callback_errors = 0

@@ -24,12 +24,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -47,9 +48,6 @@ from .layout import cell_digest, table_name
 from .machine import machine_facts, time_base
 from .recorded import Capture, load
 from .store import CaptureStore
-
-if TYPE_CHECKING:
-    import os
 
 __all__ = ["Recorder", "record", "save"]
 
@@ -451,6 +449,7 @@ class Recorder:
     # -- the threads ---------------------------------------------------------------------
 
     def _flush_loop(self) -> None:
+        _yield_cpu()
         while not self._stopping.is_set():
             self._wake.wait(self.flush_interval)
             self._wake.clear()
@@ -463,6 +462,7 @@ class Recorder:
     def _snapshot_loop(self) -> None:
         if self.snapshot_interval is None:
             return
+        _yield_cpu()
         next_at = time.monotonic()
         while not self._stopping.wait(max(0.0, next_at - time.monotonic())):
             for recording in list(self._programs):
@@ -571,6 +571,16 @@ class Recorder:
         ]
         parts = [_html.facts(rows)] + [_html.note(problem, kind="bad") for problem in self.problems]
         return _html.card(f"Recording {self.name}", *parts)
+
+
+def _yield_cpu() -> None:
+    """Let the calling thread give way to the streams and the traced workload when CPUs are short.
+
+    Linux gives each thread its own nice value: the recorder's threads can
+    fall behind (their memory is bounded) where a stream must not.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 @atexit.register
