@@ -32,7 +32,7 @@ def test_privilege_and_setup_errors_point_at_the_doctor_by_default():
 
 def test_every_error_is_exported_and_derives_from_the_root():
     errors = [getattr(bpfnb, name) for name in bpfnb.__all__ if name.endswith("Error")]
-    assert len(errors) == 12
+    assert len(errors) == 13
     assert all(issubclass(error, BpfnbError) for error in errors)
     assert all(error.__module__ == "bpfnb" for error in errors)
 

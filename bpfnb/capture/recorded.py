@@ -252,6 +252,10 @@ class RecordedProgram:
         """Nothing runs on behalf of a recording."""
         return []
 
+    def stats(self) -> pd.DataFrame:
+        """No runs: a recording keeps no run counts (the columns of a live program's ``stats()``, no rows)."""
+        return pd.DataFrame(columns=["function", "kind", "prog_id", "run_count", "run_time_ns", "avg_ns", "verified_insns"])
+
     # -- display ------------------------------------------------------------------
 
     def _title(self) -> str:

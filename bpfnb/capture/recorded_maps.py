@@ -34,6 +34,9 @@ _PREVIEW_ROWS = 10
 class RecordedMap(Replayable, Previewed):
     """One map of a recorded program: its last snapshot with ``.df()``, how it changed with ``.history()``."""
 
+    #: Displays may count its entries (a recording's snapshot, not a queue to empty).
+    countable_in_displays = True
+
     def __init__(self, program: RecordingOwner, entry: Mapping[str, Any]) -> None:
         self.program = program
         self._entry = entry

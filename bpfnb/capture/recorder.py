@@ -36,7 +36,7 @@ import pandas as pd
 
 from .. import __version__
 from ..display import html as _html
-from ..engines.base import Resource
+from ..engines.base import Resource, Summary
 from ..errors import ArgumentError, BpfnbError, CaptureError
 from ..maps.history import MapHistory
 from ..program import Program
@@ -306,6 +306,11 @@ class _ProgramRecording:
             self.running = False
             self.entry["ended"] = _now()
         self.program.unwatch(self.adopt)
+
+    def summary(self) -> Summary:
+        """Its row in ``%bpf ls``."""
+        state = "recording" if self.running else "stopped"
+        return Summary("recording", self.recorder.path.name, state, cost=f"written every {self.recorder.flush_interval:g} s")
 
     def __repr__(self) -> str:
         return f"<recording of {self.program.name!r} to {self.recorder.path}: {'running' if self.running else 'stopped'}>"

@@ -222,8 +222,7 @@ class MapHistory:
 
     def summary(self) -> Summary:
         """Its row in ``%bpf ls``."""
-        every = f"a snapshot every {self.interval:g} s"
-        return Summary("history", self.view.name, self._state(), self._rows, cost=every)
+        return Summary("history", self.view.name, self._state(), self._rows, cost=f"a snapshot {self._every()}")
 
     def __repr__(self) -> str:
         return (

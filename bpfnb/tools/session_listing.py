@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..display import html as _html
 from ..engines.base import Resource
-from ..engines.hooks import Probe
 from ..kernel.stats import stats_enabled
 from ..maps.view import Counted, entries_shown
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ListingRow", "Listed", "SessionListing"]
+__all__ = ["Hooked", "ListingRow", "Listed", "SessionListing"]
 
 #: Seconds over which ``%bpf ls`` counts the programs' runs.
 RATE_WINDOW = 0.3
@@ -41,8 +40,18 @@ class ListingRow(NamedTuple):
     details: str
 
 
+class Hooked(Protocol):
+    """A hook as the listing names it (a :class:`bpfnb.Probe`, or one a capture recorded)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
+
+
 class Listed(Protocol):
-    """A program as ``%bpf ls`` reads it: a :class:`bpfnb.Program`, or one on a cluster's hosts."""
+    """A program as ``%bpf ls`` reads it: a :class:`bpfnb.Program`, one on a cluster's hosts, or one a capture recorded."""
 
     @property
     def engine(self) -> str: ...
@@ -51,7 +60,7 @@ class Listed(Protocol):
     def state(self) -> str: ...
 
     @property
-    def attachments(self) -> list[Probe]: ...
+    def attachments(self) -> Sequence[Hooked]: ...
 
     @property
     def maps(self) -> Mapping[str, Counted]: ...
