@@ -45,7 +45,7 @@ def own_bpf_objects() -> dict[str, int]:
     return counts
 
 
-def held_prog_ids(pid: str) -> set[int]:
+def _held_prog_ids(pid: str) -> set[int]:
     """Ids of the programs process ``pid`` holds through a program or link fd."""
     held = set()
     try:
@@ -75,7 +75,7 @@ def kernel_prog_ids() -> set[int]:
     out = subprocess.run([bpftool, "-j", "prog", "show"], check=True, capture_output=True, text=True)
     loaded = {p["id"] for p in json.loads(out.stdout or "[]")}
     me = str(os.getpid())
-    held_by_others = set().union(*(held_prog_ids(pid) for pid in os.listdir("/proc") if pid.isdigit() and pid != me))
+    held_by_others = set().union(*(_held_prog_ids(pid) for pid in os.listdir("/proc") if pid.isdigit() and pid != me))
     return loaded - held_by_others
 
 

@@ -34,7 +34,7 @@ from bpfnb.capture import notes
 from bpfnb.plot.labels import pid_columns
 
 from ..libbpf_cells import HEADER, LICENSE
-from .conftest import held_prog_ids, kernel_prog_ids
+from .conftest import _held_prog_ids, kernel_prog_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -312,7 +312,7 @@ def test_kill_9_mid_recording_leaves_a_capture_up_to_its_last_flush():
             if tables.get("probe/streams/events", {}).get("rows", 0) >= 20000:
                 break
             time.sleep(0.05)
-        held = held_prog_ids(str(child.pid))
+        held = _held_prog_ids(str(child.pid))
         assert held, "the recording process holds no program"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
