@@ -36,7 +36,9 @@ _NET = "10.213"
 
 
 def _run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or f'exit status {done.returncode}'}")
 
 
 @dataclass
@@ -113,8 +115,40 @@ class Cluster:
         _run("ip", "-n", self.controller_ns, "link", "set", host.veth, "up" if up else "down")
 
 
-def _free_tag() -> str:
-    return f"{os.getpid() % 10000}"
+def _running(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _remove_stale_hosts() -> None:
+    """Remove the namespaces and cgroups of earlier runs that were killed before they could clean up.
+
+    Their addresses and routes would otherwise shadow this run's: the kernel
+    keeps the first route to a prefix, and that one leads into a dead namespace.
+    Names carry the pid of the process that made them, so a live run is left alone.
+    """
+    for link in Path("/sys/class/net").glob("bnr*"):
+        owner = link.name.removeprefix("bnr")
+        if owner.isdigit() and not _running(owner):
+            # Deleted here, not with its namespace, which the kernel frees later, routes and all.
+            subprocess.run(["ip", "link", "del", link.name], capture_output=True)
+    netns_dir = Path("/run/netns")
+    names = [p.name for p in netns_dir.iterdir()] if netns_dir.exists() else []
+    for name in names:
+        owner = name.removeprefix("bpfnbc").removeprefix("bpfnbh").split("-")[0]
+        if name.startswith(("bpfnbc", "bpfnbh")) and owner.isdigit() and not _running(owner):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    for base in CGROUP_ROOT.glob("bpfnb-test-*"):
+        owner = base.name.removeprefix("bpfnb-test-")
+        if owner.isdigit() and not _running(owner):
+            for group in base.iterdir():
+                if group.is_dir():
+                    _kill_cgroup(group)
+            with contextlib.suppress(OSError):
+                base.rmdir()
 
 
 @contextlib.contextmanager
@@ -124,7 +158,8 @@ def cluster_hosts(directory: Path, count: int, *, heartbeat_ms: int = 1000, miss
     ``heartbeat_ms`` and ``misses`` set how soon the controller gives up on a
     silent engine (the default, 30 s, outlasts the tests' link cuts).
     """
-    tag = _free_tag()
+    _remove_stale_hosts()
+    tag = str(os.getpid())
     cluster = Cluster(tag=tag, directory=directory, controller_ns=f"bpfnbc{tag}")
     root_veth = f"bnr{tag}"
     cgroup_base = CGROUP_ROOT / f"bpfnb-test-{tag}"
