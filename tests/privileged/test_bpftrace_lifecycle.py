@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -134,9 +133,11 @@ def test_a_kprobe_without_kprobes_is_bpftraces_attach_error() -> None:
 
 
 # A Python process that starts a bpftrace script, reporting the bpftrace it forked.
+# With `interrupt`, it presses Ctrl-C on itself the moment bpftrace exists: a
+# delay chosen by the parent could outlast the attach on a fast machine.
 CHILD = textwrap.dedent(
     """
-    import os, sys, threading, time
+    import os, signal, sys, threading, time
     sys.path.insert(0, {root!r})
     import bpfnb
     from tests.privileged.test_bpftrace_lifecycle import bpftraces, held_prog_ids
@@ -145,6 +146,8 @@ CHILD = textwrap.dedent(
         while not bpftraces(os.getpid()):
             time.sleep(0.001)
         print("pid", *bpftraces(os.getpid()), flush=True)
+        if {interrupt!r}:
+            os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=report, daemon=True).start()
     try:
@@ -160,10 +163,10 @@ CHILD = textwrap.dedent(
 )
 
 
-def start_child(script: str) -> tuple[subprocess.Popen[str], int]:
+def start_child(script: str, interrupt: bool = False) -> tuple[subprocess.Popen[str], int]:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(root=root, script=script)], stdout=subprocess.PIPE, text=True, cwd=root
+        [sys.executable, "-c", CHILD.format(root=root, script=script, interrupt=interrupt)], stdout=subprocess.PIPE, text=True, cwd=root
     )
     assert child.stdout is not None
     word, pid = child.stdout.readline().split()
@@ -172,9 +175,7 @@ def start_child(script: str) -> tuple[subprocess.Popen[str], int]:
 
 
 def test_ctrl_c_while_bpftrace_attaches_leaves_nothing() -> None:
-    child, pid = start_child(SLOW_SCRIPT)
-    time.sleep(0.3)
-    child.send_signal(signal.SIGINT)
+    child, pid = start_child(SLOW_SCRIPT, interrupt=True)
     out, _ = child.communicate(timeout=60)
     assert out.split() == ["interrupted", "Interrupted", "0"]
     eventually(lambda: gone(pid), "bpftrace to go")
