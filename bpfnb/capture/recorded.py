@@ -178,6 +178,10 @@ class RecordedProgram:
         #: What a live program's compiler printed; a recording keeps none of it.
         self.warnings = self.log = ""
         self._maps = {m["name"]: RecordedMap(self, m) for m in entry["maps"]}
+        #: Where a program recorded across hosts ran (a frame: host, state, engine, kernel, reason, skew_ns); None for one host.
+        self.hosts: pd.DataFrame | None = (
+            pd.DataFrame(entry["hosts"], columns=["host", "state", "engine", "kernel", "reason", "skew_ns"]) if "hosts" in entry else None
+        )
         #: Set by a notebook that replays a capture, when its cell's code is not the recorded code.
         self.notice = ""
         self._detached = False
@@ -262,12 +266,15 @@ class RecordedProgram:
         if self._detached:
             return f"Program {self.name}: detached (a recording)"
         start, end = self.window
-        return f"Program {self.name}: recorded {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} UTC on {self.capture.machine['hostname']}"
+        where = self.capture.machine["hostname"] if self.hosts is None else f"{len(self.hosts)} hosts"
+        return f"Program {self.name}: recorded {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} UTC on {where}"
 
     def __repr__(self) -> str:
         lines = [f"<bpfnb recorded program {self._title().removeprefix('Program ')}>"]
         if not self._detached:
             lines += [f"  {hook}" for hook in self.attachments]
+            if self.hosts is not None:
+                lines += [f"  host {h.host}: {h.state}, kernel {h.kernel}" for h in self.hosts.itertuples()]
             lines += [f"  map {m.name}: {m.map_type} {m.key_type} -> {m.value_type}" for m in self._maps.values()]
             lines += [f"  stream {name}" for name in self.stream_names()]
         return "\n".join(lines)
@@ -277,7 +284,11 @@ class RecordedProgram:
             return _html.card(self._title())
         kernel = self.capture.machine["kernel"]
         parts = [_html.note(self.notice)] if self.notice else []
-        parts.append(_html.facts([("engine", self.engine), ("kernel", f"{kernel['release']} ({kernel['machine']})"), ("capture", self.capture.path)]))
+        if self.hosts is None:
+            parts.append(_html.facts([("engine", self.engine), ("kernel", f"{kernel['release']} ({kernel['machine']})"), ("capture", self.capture.path)]))
+        else:
+            parts.append(_html.facts([("engine", self.engine), ("capture", self.capture.path)]))
+            parts.append(_html.table(list(self.hosts.columns), self.hosts.itertuples(index=False)))
         if self.attachments:
             parts.append(_html.table(["hook", "target", "function"], ((h.kind, h.target, h.function) for h in self.attachments)))
         maps = [(m.name, m.map_type, m.key_type, m.value_type, _entries(m)) for m in self._maps.values()]

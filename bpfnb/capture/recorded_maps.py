@@ -20,6 +20,7 @@ from ..decode.histogram import histogram_frame, percentiles, text_histogram
 from ..display import html as _html
 from ..display.preview import Previewed
 from ..errors import ArgumentError, CaptureError, DecodeError
+from ..decode.keyed import split_columns, summed
 from .files import recorded
 from .owner import RecordingOwner
 from .replay import Replay, Replayable
@@ -84,18 +85,35 @@ class RecordedMap(Replayable, Previewed):
         buckets: str | None = None,
         step: int = 1,
         slot: str = "slot",
+        merge: str | None = None,
     ) -> pd.DataFrame:
         """The map as its last snapshot showed it; the options are those of a live map's ``.df()``.
 
         ``decode=`` names numbers as the recording machine did (its syscall
         and errno names, its clocks); ``ksym`` is not available in a capture.
+        A map recorded across hosts has a ``host`` column; ``merge="sum"``
+        adds its values across hosts, as the cluster's map did.
         """
         if percpu not in _PERCPU_MODES:
             raise ArgumentError(f"percpu must be one of {_PERCPU_MODES}, not {percpu!r}")
+        if merge not in (None, "sum"):
+            raise ArgumentError(f"merge must be None or 'sum', not {merge!r}")
         frame = self._per_cpu(percpu) if self.percpu and percpu != "sum" else self._last("snapshots")
+        if merge == "sum":
+            frame = self._summed(frame)
         if decode:
             frame = apply_decoders(frame, decode, named=self.program.capture.decoders)
         return recorded(frame if buckets is None else self._buckets(frame, buckets=buckets, step=step, slot=slot))
+
+    def _summed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if "host" not in frame.columns:
+            raise ArgumentError(f"map {self.name!r} was recorded on one host: there is nothing to merge", hint="read it with merge=None")
+        per_key = frame.drop(columns=["host"])
+        keys, values = split_columns(per_key, self._entry.get("value_columns", ()))
+        try:
+            return summed(per_key, keys, values)
+        except ValueError as exc:
+            raise ArgumentError(f"merge='sum' adds numbers; {exc}", hint="read it with merge=None (a host column)") from None
 
     def _per_cpu(self, percpu: str) -> pd.DataFrame:
         rows = self._last("percpu_rows")

@@ -56,7 +56,7 @@ class RecordedStream(Replayable):
         self.kind: str = parts[0]["kind"]
         self._parts = parts
         capture = program.capture
-        frames = [capture.files.frame(part["table"]) for part in parts]
+        frames = [_in_time_order(capture.files.frame(part["table"])) for part in parts]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if time_field is not None:
             frame = self._timed(frame, time_field, time_clock)
@@ -117,6 +117,24 @@ class RecordedStream(Replayable):
         tables = self.program.capture.files.manifest["tables"]
         rotated = sum(int(tables.get(part["table"], {}).get("rotated_rows", 0)) for part in self._parts)
         return sum(int(part["not_recorded"]) for part in self._parts) + rotated
+
+    @property
+    def hosts(self) -> pd.DataFrame | None:
+        """Per host of a stream recorded across hosts: rows in the capture, events lost in its kernel, dropped; else None."""
+        if not all("hosts" in part for part in self._parts):
+            return None
+        counts: dict[str, dict[str, int]] = {}
+        for part in self._parts:
+            for host, got in part["hosts"].items():
+                mine = counts.setdefault(host, {"lost": 0, "dropped_on_host": 0, "dropped_here": 0})
+                for name in mine:
+                    mine[name] += int(got[name])
+        rows = self._all["host"].value_counts() if "host" in self._all.columns else pd.Series(dtype=int)
+        frame = pd.DataFrame(
+            [{"host": h, "rows": int(rows.get(h, 0)), **c} for h, c in counts.items()],
+            columns=["host", "rows", "lost", "dropped_on_host", "dropped_here"],
+        )
+        return frame
 
     @property
     def rate(self) -> float:
@@ -182,4 +200,14 @@ class RecordedStream(Replayable):
             parts.append(_html.note(f"{self.lost:,} events lost in the kernel: the buffer was full.", kind="bad"))
         if self.not_recorded:
             parts.append(_html.note(f"{self.not_recorded:,} events received but not in the capture.", kind="bad"))
+        hosts = self.hosts
+        if hosts is not None:
+            parts.append(_html.table(list(hosts.columns), hosts.itertuples(index=False)))
         return _html.card(f"Stream {self.name} ({self.kind}), recorded", *parts)
+
+
+def _in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one part in time order: across hosts, a host that answered late wrote older rows after newer ones."""
+    if "host" not in frame.columns or "time" not in frame.columns:
+        return frame
+    return frame.sort_values("time", kind="stable", ignore_index=True)

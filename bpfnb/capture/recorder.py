@@ -30,7 +30,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pandas as pd
 
@@ -40,7 +40,10 @@ from ..engines.base import Resource, Summary
 from ..errors import ArgumentError, BpfnbError, CaptureError
 from ..maps.history import MapHistory
 from ..program import Program
-from ..streams.decoding import Batch
+from ..remote.maps import ClusterMap
+from ..remote.program import ClusterProgram
+from ..remote.streams import ClusterStream
+from ..streams.decoding import Batch, Rows
 from ..streams.stream import Stream
 from ..streams.text import TextStream
 from . import notes
@@ -53,6 +56,8 @@ __all__ = ["Recorder", "record", "save"]
 
 #: Map types whose contents come from streams, not snapshots.
 _BUFFERS = ("ringbuf", "perf_event_array")
+#: What a recording follows: a program here, or one on a cluster's hosts.
+Followed = Union[Program, ClusterProgram]
 #: Recorders still running, stopped (so finished and loadable) when Python exits.
 _running: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
@@ -132,6 +137,53 @@ class _StreamSink:
         self.stream.remove_tap(self.tap)
 
 
+class _HostStreamSink:
+    """Rows of one stream across hosts waiting to be made columns and written to ``table``, with a ``host`` column."""
+
+    def __init__(self, recorder: Recorder, table: str, entry: dict[str, Any], stream: ClusterStream) -> None:
+        self.recorder, self.table, self.entry, self.stream = recorder, table, entry, stream
+        self.parts: dict[str, list[Rows]] = {}
+        self.lock = threading.Lock()
+        self.waiting = self.refused = 0
+        self.before = stream.host_counts()
+        stream.add_tap(self.tap)
+
+    def tap(self, host: str, rows: Rows) -> None:
+        """In the gatherer thread: keep the rows, or count them when the recorder is full."""
+        size = rows.records.nbytes
+        with self.lock:
+            self.entry["received"] += len(rows)
+            if not self.recorder.reserve(size):
+                self.refused += len(rows)
+                return
+            self.parts.setdefault(host, []).append(rows)
+            self.waiting += size
+
+    def take(self) -> pd.DataFrame | None:
+        """The rows that arrived since the last call, one frame in time order (in the flush thread)."""
+        with self.lock:
+            parts, self.parts = self.parts, {}
+            waiting, self.waiting = self.waiting, 0
+            refused = self.refused
+        self.recorder.release(waiting)
+        counts = self.stream.host_counts()
+        since = {h: {k: c[k] - self.before.get(h, {}).get(k, 0) for k in ("lost", "dropped_on_host", "dropped_here")} for h, c in counts.items()}
+        self.entry["hosts"] = since
+        self.entry["lost"] = sum(c["lost"] for c in since.values())
+        self.entry["dropped"] = sum(c["dropped_here"] for c in since.values())
+        # Rows an engine's bounds let go never came here: not in the capture, as those the recorder refused.
+        self.entry["not_recorded"] = refused + sum(c["dropped_on_host"] for c in since.values())
+        if not self.stream.running and self.entry["stopped"] is None:
+            self.entry["stopped"] = _now()
+        return self.stream.frame_of(parts) if parts else None
+
+    def empty(self) -> pd.DataFrame:
+        return self.stream.frame_of({})
+
+    def close(self) -> None:
+        self.stream.remove_tap(self.tap)
+
+
 class _TextSink:
     """The lines a program prints (bpftrace's ``printf``), read a part at a time from where the last part ended."""
 
@@ -154,10 +206,13 @@ class _TextSink:
         """Nothing to let go of: the lines are read, not handed over."""
 
 
+_Sink = Union[_FrameSink, _StreamSink, _HostStreamSink, _TextSink]
+
+
 class _ProgramRecording:
     """One program followed by a recorder; a resource of the program, so that its detach ends it."""
 
-    def __init__(self, recorder: Recorder, program: Program, key: str, *, held: bool) -> None:
+    def __init__(self, recorder: Recorder, program: Followed, key: str, *, held: bool) -> None:
         self.recorder, self.program, self.key = recorder, program, key
         self.entry: dict[str, Any] = {
             "key": key,
@@ -172,6 +227,8 @@ class _ProgramRecording:
             "maps": [],
             "streams": [],
         }
+        if isinstance(program, ClusterProgram):
+            self.entry["hosts"] = _hosts(program)
         self.lock = threading.Lock()  # held while maps are read: detaching waits for a snapshot to end
         self.running = True
         #: The recorder's own histories, each with the map entry and the key of its spec there.
@@ -197,6 +254,7 @@ class _ProgramRecording:
             "max_entries": getattr(view, "max_entries", None),
             "histogram": bool(view.histogram),
             "percpu": bool(getattr(view, "percpu", False)),
+            "value_columns": sorted(view.value_columns),
             "snapshots": None,
             "percpu_rows": None,
             "histories": [],
@@ -204,7 +262,8 @@ class _ProgramRecording:
         self._maps[name] = entry
         self.entry["maps"].append(entry)
         # Buffers are read by streams; queues would be emptied and refilled by a read.
-        if view.map_type in _BUFFERS or not view.countable_in_displays:
+        recordable = view.recordable if isinstance(view, ClusterMap) else view.countable_in_displays
+        if view.map_type in _BUFFERS or not recordable:
             return
         forms: list[tuple[str, str, dict[str, str]]] = [("snapshots", "maps", {})]
         if entry["percpu"]:
@@ -247,12 +306,12 @@ class _ProgramRecording:
 
     def adopt(self, resource: Resource, *, held: bool = False) -> None:
         """Record what ``resource`` produces from now on (and what it holds now, if ``held``)."""
-        if isinstance(resource, Stream):
+        if isinstance(resource, (Stream, ClusterStream)):
             self._adopt_stream(resource, held=held)
         elif isinstance(resource, MapHistory) and resource.view.name in self._maps:
             self._adopt_history(resource, held=held)
 
-    def _adopt_stream(self, stream: Stream, *, held: bool) -> None:
+    def _adopt_stream(self, stream: Stream | ClusterStream, *, held: bool) -> None:
         taken = sum(1 for s in self.entry["streams"] if s["name"] == stream.name)
         table = table_name(self.key, "streams", stream.name + (f"~{taken + 1}" if taken else ""))
         options = stream.options
@@ -262,7 +321,10 @@ class _ProgramRecording:
             entry.update(received=stream.received, lost=stream.lost, dropped=stream.dropped)
             self.recorder.store_frame(table, stream.df())
             return
-        self.recorder.follow(_StreamSink(self.recorder, table, entry, stream))
+        if isinstance(stream, ClusterStream):
+            self.recorder.follow(_HostStreamSink(self.recorder, table, entry, stream))
+        else:
+            self.recorder.follow(_StreamSink(self.recorder, table, entry, stream))
 
     def _adopt_history(self, history: MapHistory, *, held: bool) -> None:
         entry = self._maps[history.view.name]
@@ -288,6 +350,8 @@ class _ProgramRecording:
         with self.lock:
             if not self.running:
                 return
+            if isinstance(self.program, ClusterProgram):
+                self.entry["hosts"] = _hosts(self.program)
             for taken in list(self.snapshots):
                 history, entry, what = taken
                 try:
@@ -316,10 +380,32 @@ class _ProgramRecording:
         return f"<recording of {self.program.name!r} to {self.recorder.path}: {'running' if self.running else 'stopped'}>"
 
 
-def _options(program: Program) -> dict[str, Any]:
+def _options(program: Followed) -> dict[str, Any]:
+    if isinstance(program, ClusterProgram):
+        options = {**program.options, "on": program.host_names}
+        options["probes"] = [str(p) for p in options.get("probes") or ()]
+        return options
     options = dataclasses.asdict(program.options)
     options["probes"] = [str(p) for p in program.options.probes]
     return options
+
+
+def _hosts(program: ClusterProgram) -> list[dict[str, Any]]:
+    """Where a cluster program ran, as the manifest keeps it: each host's state, engine, kernel and clock skew."""
+    found = []
+    for name in program.host_names:
+        state, host = program.state_of(name), program.cluster.hosts.get(name)
+        found.append(
+            {
+                "host": name,
+                "state": state.state,
+                "engine": state.engine,
+                "kernel": state.kernel,
+                "reason": state.reason,
+                "skew_ns": host.skew_ns if host is not None else None,
+            }
+        )
+    return found
 
 
 class Recorder:
@@ -349,7 +435,7 @@ class Recorder:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        programs: Sequence[Program] = (),
+        programs: Sequence[Followed] = (),
         *,
         name: str | None = None,
         flush_interval: float = 0.5,
@@ -380,7 +466,7 @@ class Recorder:
         self._programs: list[_ProgramRecording] = []
         #: The manifest's entry of every program followed (they outlive the followers, which hold the programs).
         self._entries: list[dict[str, Any]] = []
-        self._sinks: list[_FrameSink | _StreamSink | _TextSink] = []
+        self._sinks: list[_Sink] = []
         self._notes: dict[str, Any] = {}
         self._timeline: list[dict[str, str]] = []
         self._flushes = 0
@@ -404,7 +490,7 @@ class Recorder:
 
     # -- what is recorded ------------------------------------------------------------
 
-    def add(self, program: Program, *, held: bool = False) -> None:
+    def add(self, program: Followed, *, held: bool = False) -> None:
         """Follow ``program`` from now on: its maps, and the streams and histories it has or opens."""
         _check_program(program)
         with self._lock:
@@ -416,7 +502,7 @@ class Recorder:
             self._programs.append(recording)
             self._entries.append(recording.entry)
 
-    def follow(self, sink: _FrameSink | _StreamSink | _TextSink) -> None:
+    def follow(self, sink: _Sink) -> None:
         with self._lock:
             self._sinks.append(sink)
 
@@ -598,18 +684,18 @@ def _stop_running() -> None:
 
 
 def _check_program(program: object) -> None:
-    if not isinstance(program, Program):
+    if not isinstance(program, (Program, ClusterProgram)):
         raise ArgumentError(f"a recording follows bpfnb.Program objects, not {type(program).__name__}")
     if program.closed:
         raise ArgumentError(f"program {program.name!r} is detached: there is nothing left to record")
 
 
-def record(path: str | os.PathLike[str], *programs: Program, **options: Any) -> Recorder:
+def record(path: str | os.PathLike[str], *programs: Followed, **options: Any) -> Recorder:
     """Start recording ``programs`` to a new capture directory; see :class:`Recorder` for the options."""
     return Recorder(path, programs, **options)
 
 
-def save(path: str | os.PathLike[str], *programs: Program) -> Capture:
+def save(path: str | os.PathLike[str], *programs: Followed) -> Capture:
     """Write a one-off capture of ``programs`` now: maps, streams' held rows, histories; return it loaded.
 
     A ``path`` ending in ``.zip`` gets a zip (the directory is made beside it first, then removed).

@@ -66,7 +66,7 @@ class CaptureStore:
         import pyarrow as pa
 
         entry = self.tables.setdefault(table, {"parts": [], "rows": 0, "rotated_rows": 0})
-        entry["parts"].append(self._write(table, pa.Table.from_pandas(frame, preserve_index=False)))
+        entry["parts"].append(self._write(table, pa.Table.from_pandas(_plain(frame), preserve_index=False)))
         entry["rows"] += len(frame)
 
     def _write(self, table: str, data: pa.Table) -> dict[str, Any]:
@@ -121,3 +121,11 @@ class CaptureStore:
         for path in self._obsolete:
             path.unlink(missing_ok=True)
         self._obsolete.clear()
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with categorical columns (a cluster's ``host``) as their values: parts with other categories then join."""
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return frame
+    return frame.assign(**{c: frame[c].astype(frame[c].cat.categories.dtype) for c in categorical})

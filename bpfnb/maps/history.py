@@ -21,10 +21,9 @@ detaches. With ``interval=None`` there is no thread: snapshots are taken when
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,8 +34,9 @@ from ..engines.base import Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..plot.tables import table_html
 from ..plot.units import unit_for
+from ..decode.keyed import split_columns
 
-__all__ = ["MapHistory", "Recordable", "split_columns"]
+__all__ = ["MapHistory", "Recordable"]
 
 
 class Recordable(Protocol):
@@ -245,28 +245,3 @@ class MapHistory:
             [(self.snapshots, self._rows, self.dropped_rows, self._every())],
         )
         return _html.card(title, facts, body)
-
-
-def split_columns(frame: pd.DataFrame, value_columns: Collection[str]) -> tuple[list[str], list[str]]:
-    """Key columns (they identify a row across snapshots and hosts) and numeric value columns of a map's frame.
-
-    ``value_columns`` are the map view's (``view.value_columns``); a
-    histogram's frame has ``lo``, ``hi`` and others as keys, ``count`` as its
-    one value.
-    """
-    if {"lo", "hi", "count"} <= set(frame.columns):
-        return [c for c in frame.columns if c != "count"], ["count"]
-
-    def field(column: str) -> str:
-        """The value field a column shows (``value.x``, ``x.cpu1``, ``x_raw`` -> ``x``)."""
-        return re.sub(r"\.cpu\d+$", "", column.removesuffix("_raw")).removeprefix("value.")
-
-    from_value = [c for c in frame.columns if field(c) in value_columns]
-    values = [c for c in from_value if frame[c].dtype.kind in "iuf" and not c.endswith("_raw")]
-    keys = [c for c in frame.columns if c not in from_value and _identifies(frame[c])]
-    return keys, values
-
-
-def _identifies(column: pd.Series) -> bool:
-    """Whether a key column can tell rows apart across snapshots: numbers or strings (a comm), not arrays."""
-    return column.dtype != object or all(isinstance(value, str) for value in column)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeGuard, Union
 
 from ..errors import AttachError, BpfnbError, ClusterError
 from ..program import Program
@@ -45,7 +45,7 @@ class Session:
             self.programs[options.name] = recorded
             return recorded
         program = self._load(options, source, first_line)
-        if self.recorder is not None and self.recorder.running and isinstance(program, Program):
+        if self.recorder is not None and self.recorder.running and _live(program):
             self.recorder.add(program)
         return program
 
@@ -174,7 +174,7 @@ class Session:
             raise BpfnbError(f"the session records to {self.recorder.path} already", hint="stop it with %bpf record stop")
         if self.replaying is not None:
             raise BpfnbError("this notebook replays a capture: there is nothing live to record")
-        live = [p for p in self.programs.values() if isinstance(p, Program) and not p.closed]
+        live = [p for p in self.programs.values() if _live(p)]
         self.recorder = Recorder(path, live, max_bytes=max_bytes, snapshot_interval=every)
         return self.recorder
 
@@ -209,3 +209,10 @@ def _kept(error: BpfnbError, old: AnyProgram | None) -> BpfnbError:
         kept = f"The cell's previous program {old.name!r} is still attached and running, with its maps, streams and plots."
         error.hint = f"{error.hint} {kept}".strip()
     return error
+
+
+def _live(program: AnyProgram) -> TypeGuard[Program | ClusterProgram]:
+    """Whether ``program`` runs now, here or on a cluster's hosts (what a recording follows), not one replayed."""
+    from ..remote.program import ClusterProgram
+
+    return isinstance(program, (Program, ClusterProgram)) and not program.closed

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..errors import ArgumentError, BpfnbError, NoSuchMapError
 from ..kernel.stats import stats_enabled
-from ..maps.history import split_columns
+from ..decode.keyed import split_columns
 from ..program import Program
 from ..streams.stream import Stream
 from .wire import encode_frame, encode_rows
@@ -134,6 +134,7 @@ def _describe(program: Program) -> dict[str, Any]:
             "value_type": view.value_type,
             "histogram": view.histogram,
             "value_columns": sorted(view.value_columns),
+            "recordable": view.countable_in_displays,
         }
     return {
         "engine": program.engine,

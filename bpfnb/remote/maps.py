@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ..display import html as _html
 from ..errors import ArgumentError
+from ..decode.keyed import summed
 from . import agent
 from .hosted import HostedProgram
 from .wire import decode_table, table_facts
@@ -58,6 +59,8 @@ class ClusterMap:
         self.value_type: str = spec["value_type"]
         self.histogram: bool = spec["histogram"]
         self.value_columns = frozenset(spec["value_columns"])
+        #: Whether a recording may snapshot it: reading does not change it (queues and stacks it would empty).
+        self.recordable: bool = spec["recordable"]
 
     def df(
         self,
@@ -183,14 +186,9 @@ def _summed(tables: Mapping[str, pa.Table]) -> pd.DataFrame:
     frames = [t.to_pandas() for t in tables.values()]
     if not frames:
         return pd.DataFrame(columns=keys + values)
-    joined = pd.concat(frames, ignore_index=True)
-    others = [c for c in joined.columns if c not in keys and c not in values]
-    if others:
+    try:
+        return summed(pd.concat(frames, ignore_index=True), keys, values)
+    except ValueError as exc:
         raise ArgumentError(
-            f"merge='sum' adds numbers; {', '.join(others)} {'is' if len(others) == 1 else 'are'} not a key or a number",
-            hint="read it with merge=None (a host column), or decode it after the merge",
-        )
-    if not keys:
-        return pd.DataFrame([joined[values].sum()])
-    summed: pd.DataFrame = joined.groupby(keys, sort=True, dropna=False, observed=True)[values].sum().reset_index()
-    return summed
+            f"merge='sum' adds numbers; {exc}", hint="read it with merge=None (a host column), or decode it after the merge"
+        ) from None

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +93,11 @@ class ClusterProgram:
         self._states: dict[str, HostState] = {}
         self._descriptions: dict[str, dict[str, Any]] = {}
         self._resources: list[Resource] = []
+        self._watchers: list[Callable[[Resource], None]] = []
         self._maps: dict[str, ClusterMap] = {}
         self._closed = False
+        #: True from the start of detach on: its resources stop (a recording takes its last snapshots) while maps still read.
+        self._releasing = False
         self._finalizer = weakref.finalize(self, _release, cluster, self.key, self._states)
         self._load(cluster.select(on))
         if strict and self.failures:
@@ -283,6 +286,11 @@ class ClusterProgram:
             raise NoSuchMapError(f"program {self.name!r} has no map {name!r} (its maps: {', '.join(self.map_names()) or 'none'})")
         return ClusterStream(self, name, options)
 
+    @property
+    def prints(self) -> bool:
+        """False: what a bpftrace program prints stays on its hosts (``stream()`` says so)."""
+        return False
+
     def _only_buffer(self) -> str:
         if self.engine == "bpftrace":
             raise ArgumentError(
@@ -318,13 +326,24 @@ class ClusterProgram:
         return self._closed
 
     def own(self, resource: Resource) -> None:
-        """Stop ``resource`` when the program detaches (at once if it already has)."""
-        if self._closed:
+        """Stop ``resource`` when the program detaches (at once if it is detaching or has)."""
+        if self._releasing:
             resource.stop()
             return
         with self._lock:
             self._resources[:] = [r for r in self._resources if r.running]
             self._resources.append(resource)
+        for watcher in list(self._watchers):
+            watcher(resource)
+
+    def watch(self, watcher: Callable[[Resource], None]) -> None:
+        """Call ``watcher(resource)`` for every resource the program takes from now on (a recording follows streams so)."""
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Callable[[Resource], None]) -> None:
+        """Stop calling ``watcher``; nothing happens if it was not watching."""
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
 
     @property
     def resources(self) -> list[Resource]:
@@ -332,11 +351,12 @@ class ClusterProgram:
 
     def detach(self) -> None:
         """Stop its streams and plots and detach it on every host that answers; idempotent."""
-        if self._closed:
+        if self._releasing:
             return
-        self._closed = True
+        self._releasing = True
         for resource in reversed(self._resources):
             resource.stop()
+        self._closed = True
         self._finalizer()
         with self._lock:
             for state in self._states.values():

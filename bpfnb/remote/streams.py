@@ -31,6 +31,7 @@ import collections
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,10 +119,11 @@ class ClusterStream:
         self._stopping = threading.Event()
         self.kind = "?"
         self.error: BaseException | None = None
+        self._taps: list[Callable[[str, Rows], None]] = []
         self._open(program.running_hosts)
         self._thread = threading.Thread(target=self._run, name=f"bpfnb cluster stream {name}", daemon=True)
+        program.own(self)  # first: a recording that follows the program taps the stream before any row comes
         self._thread.start()
-        program.own(self)
 
     def _open(self, hosts: list[str]) -> None:
         answers = self.program.call_hosts(agent.stream_open, self.name, self._options)
@@ -130,6 +132,29 @@ class ClusterStream:
                 if host in answers:
                     self.kind = answers[host]["kind"]
                     self._feeds[host] = _Feed(host, self.program.state_of(host).engine, answers[host]["dtype"])
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """How the stream was opened on the hosts: ``time_field``, ``decode``, ``max_rows``, ``max_bytes``..."""
+        return {"time_field": None, "time_clock": "monotonic", "decode": {}, **self._options, "batch_rows": self.batch_rows}
+
+    @property
+    def record_size(self) -> int:
+        """Bytes of one event as the kernels send it (the first host's, should hosts differ)."""
+        with self._lock:
+            return next((f.dtype.itemsize for f in self._feeds.values()), 0)
+
+    def add_tap(self, tap: Callable[[str, Rows], None]) -> None:
+        """Hand every host's rows to ``tap(host, rows)`` as they arrive, before the bounds here drop any.
+
+        ``tap`` runs in the gatherer thread and must only keep the rows
+        (a recording makes them columns later with :meth:`frame_of`).
+        """
+        self._taps.append(tap)
+
+    def remove_tap(self, tap: Callable[[str, Rows], None]) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
 
     def rejoin(self, hosts: list[str]) -> None:
         """Stream from ``hosts`` again after the program was loaded there anew (their old rows stay)."""
@@ -208,6 +233,8 @@ class ClusterStream:
             feed.remote = reply["counters"]
             feed.flowing = rows is not None
             if rows is not None:
+                for tap in list(self._taps):
+                    tap(feed.host, rows)
                 feed.parts.append(rows)
                 feed.rows += len(rows)
                 feed.bytes += rows.records.nbytes
@@ -243,23 +270,28 @@ class ClusterStream:
         machine's clock.
         """
         with self._lock:
-            feeds = {h: (list(f.parts), f.dtype) for h, f in self._feeds.items()}
+            parts = {h: list(f.parts) for h, f in self._feeds.items()}
         if correct_skew:
-            feeds = {h: ([p.shifted(-self._skew_ns(h)) for p in parts], dtype) for h, (parts, dtype) in feeds.items()}
+            parts = {h: [p.shifted(-self._skew_ns(h)) for p in host_parts] for h, host_parts in parts.items()}
+        return self.frame_of(parts, sort=sort)
+
+    def frame_of(self, parts: Mapping[str, Sequence[Rows]], *, sort: bool = True) -> pd.DataFrame:
+        """Rows of some hosts (from a tap, or those held) as the frame :meth:`df` makes of them."""
+        dtypes = {h: f.dtype for h, f in self._feeds.items()}
         # Hosts whose events have one layout (all, but for hosts of another architecture) make one frame.
         layouts: dict[np.dtype, list[str]] = {}
-        for host, (parts, dtype) in feeds.items():
-            if parts:
-                layouts.setdefault(dtype, []).append(host)
-        frames = [self._frame({h: feeds[h][0] for h in hosts}, dtype, sort) for dtype, hosts in layouts.items()]
+        for host, host_parts in parts.items():
+            if host_parts:
+                layouts.setdefault(dtypes[host], []).append(host)
+        frames = [self._frame({h: parts[h] for h in hosts}, dtype, sort) for dtype, hosts in layouts.items()]
         if not frames:
-            return pd.DataFrame({"host": pd.Categorical([], categories=list(feeds))})
+            return pd.DataFrame({"host": pd.Categorical([], categories=list(dtypes))})
         if len(frames) == 1:
             return frames[0]
         frame = pd.concat(frames, ignore_index=True)
         return frame.take(_time_order(frame["time"])).reset_index(drop=True) if sort else frame
 
-    def _frame(self, parts: dict[str, list[Rows]], dtype: np.dtype, sort: bool) -> pd.DataFrame:
+    def _frame(self, parts: Mapping[str, Sequence[Rows]], dtype: np.dtype, sort: bool) -> pd.DataFrame:
         """One frame of the rows of hosts whose events have one layout, ``dtype``."""
         every = [p for host_parts in parts.values() for p in host_parts]
         categories = pd.Index(list(self._feeds))
@@ -277,7 +309,11 @@ class ClusterStream:
         return 0 if found is None else found.skew_ns
 
     def host_counts(self) -> dict[str, dict[str, int]]:
-        """Per host: rows held here, events received by its engine, lost in its kernel, dropped by the bounds."""
+        """Per host: rows held here, events received by its engine, lost in its kernel, dropped by the bounds.
+
+        ``dropped`` is the sum of ``dropped_on_host`` (by the engine's bounds:
+        those rows never came here) and ``dropped_here`` (by the bounds here).
+        """
         with self._lock:
             return {
                 h: {
@@ -285,6 +321,8 @@ class ClusterStream:
                     "received": int(f.remote.get("received", 0)),
                     "lost": int(f.remote.get("lost", 0)),
                     "dropped": int(f.remote.get("dropped", 0)) + f.dropped_here,
+                    "dropped_on_host": int(f.remote.get("dropped", 0)),
+                    "dropped_here": f.dropped_here,
                     "waiting": int(f.remote.get("waiting", 0)),
                     "wire_bytes": f.wire_bytes,
                 }
@@ -361,7 +399,7 @@ class ClusterStream:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._thread is not threading.current_thread():
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
             self._thread.join()
         cluster = self.program.cluster
         running = [f for f in self._feeds.values() if f.state == "running"]

@@ -304,6 +304,61 @@ def test_a_workload_of_many_events_is_gathered_whole(hosts, cluster, workload):
                               [counts[h.name]["rows"] for h in hosts.hosts])
 
 
+def test_a_recording_across_hosts_is_one_capture_with_a_host_column(hosts, cluster, workload, tmp_path):
+    calls = {"h1": 400, "h2": 800, "h3": 1200}
+    with bpfnb.Program(CELL, on="all", name="rec", cflags=CFLAGS) as rec:
+        recorder = bpfnb.record(tmp_path / "cluster-capture", rec, snapshot_interval=0.2)
+        events = rec.stream("events", time_field="ts", time_clock="boottime")
+        pids = {h.name: run(h, workload, calls[h.name]) for h in hosts.hosts}
+        events.wait(hosts=calls, seconds=30)
+        capture = recorder.stop()
+    program = capture["rec"]
+    assert program.hosts is not None and program.hosts["host"].tolist() == ["h1", "h2", "h3"]
+    assert program.hosts["state"].tolist() == ["running"] * 3 and "3 hosts" in program._repr_html_()
+
+    counts = program["counts"].df()
+    assert list(counts.columns) == ["host", "key", "value"]
+    assert {(r.host, r.key): r.value for r in counts.itertuples()} == {(h, pids[h]): calls[h] for h in calls}
+    assert program["counts"].df(merge="sum")["value"].sum() == sum(calls.values())
+    dist = program["dist"].df(merge="sum")
+    expected: dict[int, int] = {}
+    for host, pid in pids.items():
+        expected[pid.bit_length()] = expected.get(pid.bit_length(), 0) + calls[host]
+    assert dict(zip(dist.loc[dist["count"] > 0, "slot"], dist.loc[dist["count"] > 0, "count"])) == expected
+    # Snapshots over time, per host: the last one of each host holds its whole count.
+    history = program["counts"].history().df()
+    assert history.groupby("host")["value"].max().to_dict() == calls
+
+    stream = program.stream("events")
+    frame = stream.df()
+    assert frame.columns.tolist()[:2] == ["host", "time"]
+    assert frame.groupby("host").size().to_dict() == calls and frame["time"].is_monotonic_increasing
+    assert stream.received == sum(calls.values()) and stream.lost == 0 and stream.not_recorded == 0
+    assert stream.hosts is not None and dict(zip(stream.hosts["host"], stream.hosts["rows"])) == calls
+    with pytest.raises(bpfnb.ArgumentError, match="merge"):
+        program["counts"].df(merge="max")
+
+
+def test_record_magic_follows_a_cell_loaded_on_hosts(hosts, cluster, workload, tmp_path):
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bpfnb")
+    try:
+        shell.run_line_magic("bpf", f"cluster connect --url-file {hosts.url_file} -n 3")
+        shell.run_line_magic("bpf", f"record {tmp_path / 'magic-capture'}")
+        assert shell.run_cell(f"%%bpf rec_magic --on h2 --cflags {CFLAGS[0]}\n{CELL}").success
+        pid = run(hosts.hosts[1], workload, 300)
+        lat = shell.user_ns["rec_magic"]
+        wait_for(lambda: len(lat["counts"].df()) == 1, "h2's count")
+        capture = shell.run_line_magic("bpf", "record stop")
+        shell.run_line_magic("bpf", "detach rec_magic")
+    finally:
+        shell.run_line_magic("unload_ext", "bpfnb")
+        InteractiveShell.clear_instance()
+    recorded = bpfnb.load(capture.path)["rec_magic"]
+    assert recorded.hosts is not None and recorded.hosts["host"].tolist() == ["h2"]
+    assert recorded["counts"].df().values.tolist() == [["h2", pid, 300]]
+
+
 PERF_CELL = r"""
 #include "host.h"
 struct event { u64 ts; u32 pid; s32 err; u8 flag; };  /* 7 bytes of padding at the end */
