@@ -17,10 +17,10 @@ import pandas as pd
 
 from ..decode.decoders import Decoder, apply_decoders
 from ..decode.histogram import histogram_frame, percentiles, text_histogram
+from ..decode.keyed import split_columns, summed
 from ..display import html as _html
 from ..display.preview import Previewed
 from ..errors import ArgumentError, CaptureError, DecodeError
-from ..decode.keyed import split_columns, summed
 from .files import recorded
 from .owner import RecordingOwner
 from .replay import Replay, Replayable

@@ -29,12 +29,12 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ..decode.keyed import split_columns
 from ..display import html as _html
 from ..engines.base import Owner, Summary
 from ..errors import ArgumentError, BpfnbError
 from ..plot.tables import table_html
 from ..plot.units import unit_for
-from ..decode.keyed import split_columns
 
 __all__ = ["MapHistory", "Recordable"]
 

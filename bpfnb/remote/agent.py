@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from ..decode.keyed import split_columns
 from ..errors import ArgumentError, BpfnbError, NoSuchMapError
 from ..kernel.stats import stats_enabled
-from ..decode.keyed import split_columns
 from ..program import Program
 from ..streams.stream import Stream
 from .wire import encode_frame, encode_rows

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..decode.keyed import summed
 from ..display import html as _html
 from ..errors import ArgumentError
-from ..decode.keyed import summed
 from . import agent
 from .hosted import HostedProgram
 from .wire import decode_table, table_facts
