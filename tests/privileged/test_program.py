@@ -298,6 +298,17 @@ def test_a_compiler_crash_is_a_compile_error_and_this_process_survives(source, s
     assert "separate process" in caught.value.hint
 
 
+def test_a_compile_that_never_ends_is_stopped_and_said_so(monkeypatch, no_leaks):
+    from bpfnb.engines.bcc import compiler
+
+    # No cell compiles in a millisecond: the trial child is killed as one stuck for minutes would be.
+    monkeypatch.setattr(compiler, "_TRIAL_TIMEOUT", 0.001)
+    with pytest.raises(CompileError) as caught:
+        Program(f"// {time.time_ns()}\nint f(void *ctx) {{ return 0; }}\n", attach=False)
+    assert caught.value.message == "the compiler did not finish within 0.001 s, and was stopped"
+    assert "crashed" not in caught.value.message and "unharmed" in caught.value.hint
+
+
 def test_ctrl_c_while_compiling_leaves_nothing_and_says_so_in_one_line(no_leaks):
     timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()

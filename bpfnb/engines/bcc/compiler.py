@@ -169,6 +169,13 @@ def _trial_compile(
             raise Interrupted("compiling") from None
         sink.seek(0)
         said = sink.read().decode("utf-8", "replace")
+    if status is None:
+        raise CompileError(
+            f"the compiler did not finish within {_TRIAL_TIMEOUT:g} s, and was stopped",
+            hint="something in the cell makes the compiler work without end (a huge unrolled loop, macros "
+            "that expand without bound): make it smaller. The notebook's kernel is unharmed.",
+            details=said.strip()[-4000:],
+        )
     if os.WIFSIGNALED(status):
         raise compiler_crash(said, signal.Signals(os.WTERMSIG(status)).name)
     if os.WEXITSTATUS(status) != 0:
@@ -192,15 +199,17 @@ def _child_compile(bpf_class: type[bcc.BPF], text: str, cflags: Sequence[str], d
         os._exit(code)
 
 
-def _wait(pid: int) -> int:
-    """The child's wait status; a child stuck for minutes is killed (its compile would never end)."""
+def _wait(pid: int) -> int | None:
+    """The child's wait status; None for a child stuck for :data:`_TRIAL_TIMEOUT` s, killed (its compile would never end)."""
     handle = os.pidfd_open(pid)
     try:
-        if not select.select([handle], [], [], _TRIAL_TIMEOUT)[0]:
+        finished = bool(select.select([handle], [], [], _TRIAL_TIMEOUT)[0])
+        if not finished:
             os.kill(pid, signal.SIGKILL)
     finally:
         os.close(handle)
-    return os.waitpid(pid, 0)[1]
+    status = os.waitpid(pid, 0)[1]
+    return status if finished else None
 
 
 def load_function(
