@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import re
 from collections.abc import Sequence
 
 from ...errors import AttachError, LoadError, did_you_mean
-from ...kernel.tracefs import similar_tracepoints
+from ...kernel.environment import tracefs_dir
+from ...kernel.tracefs import has_kprobes, similar_tracepoints
 from .bindings import errno_text, libbpf
 from .messages import LibbpfMessage, capture_libbpf_output
 
@@ -45,7 +45,6 @@ _RAW_TP = re.compile(r"failed to attach to raw tracepoint '(?P<tp>[^']+)': (?P<w
 _TRAMPOLINE_SECTIONS = ("fentry", "fexit", "fmod_ret", "freplace")
 # BPF security modules (SEC("lsm/...")) run from a trampoline on the LSM hook too.
 _LSM_SECTIONS = ("lsm", "lsm_cgroup")
-_TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
 _LOG_TAIL_LINES = 40
 
 # Verifier complaints a newcomer meets first, and what to do about each.
@@ -317,7 +316,7 @@ def attach_error(program: str, section: str, number: int, messages: Sequence[Lib
     words = _libbpf_words(messages)
     tracepoint = _TRACEPOINT_ID.search(text)
     if tracepoint and number == errno.ENOENT:
-        if not any(os.path.isdir(path) for path in _TRACEFS_EVENTS):
+        if tracefs_dir() is None:
             return AttachError(
                 f'SEC("{section}"): tracefs is not mounted, so no tracepoint can be found',
                 hint="mount it: mount -t tracefs none /sys/kernel/tracing "
@@ -346,9 +345,7 @@ def attach_error(program: str, section: str, number: int, messages: Sequence[Lib
             hint="raw tracepoints have the names of tracepoints without the category (sched_switch)",
             details=words,
         )
-    if section.startswith(("kprobe", "kretprobe", "ksyscall", "kretsyscall")) and not any(
-        os.path.exists(os.path.join(os.path.dirname(p), "kprobe_events")) for p in _TRACEFS_EVENTS
-    ):
+    if section.startswith(("kprobe", "kretprobe", "ksyscall", "kretsyscall")) and tracefs_dir() is not None and not has_kprobes():
         return AttachError(
             f'SEC("{section}"): this kernel has no kprobes (it was built without CONFIG_KPROBES)',
             hint="use a tracepoint, raw_tp/ or tp_btf/ program instead",
