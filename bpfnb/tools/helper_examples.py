@@ -1,8 +1,9 @@
 """Where the notebooks shipped beside bpfnb show each BPF helper at work.
 
 A helper counts as shown in a ``%%bpf`` cell that calls it (cells tagged
-``raises-exception``, which fail on purpose, do not count), under the nearest
-markdown heading above the cell. BCC cells often call helpers through the
+``raises-exception``, which fail on purpose, or ``counter-example``, which
+show a wrong way on purpose, do not count), under the nearest markdown
+heading above the cell. BCC cells often call helpers through the
 methods of BCC's map macros rather than by name; :data:`BCC_SPELLINGS` lists
 the ones the notebooks use, and the libbpf macros that stand for a helper.
 """
@@ -48,6 +49,8 @@ BCC_SPELLINGS: dict[str, tuple[str, ...]] = {
 
 _CALL = re.compile(r"\b(bpf_\w+)\s*\(")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+#: Tags of cells that use helpers the wrong way on purpose.
+_NOT_EXAMPLES = {"raises-exception", "counter-example"}
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)
 
 
@@ -86,7 +89,7 @@ def _calls(path: Path) -> list[tuple[str, str]]:
             headings = _HEADING.findall(source)
             if headings:
                 section = headings[-1].replace("`", "")
-        elif source.startswith("%%bpf") and "raises-exception" not in cell.get("metadata", {}).get("tags", []):
+        elif source.startswith("%%bpf") and not _NOT_EXAMPLES & set(cell.get("metadata", {}).get("tags", [])):
             calls += [(helper, section) for helper in _helpers_called(source)]
     return calls
 
