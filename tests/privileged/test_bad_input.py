@@ -84,7 +84,7 @@ def results(request: pytest.FixtureRequest) -> dict[str, Future[dict[str, Any]]]
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
     dump = os.environ.get("BADINPUT_RESULTS")
-    if dump:  # every result as JSON, for reports (see BAD_INPUT_REPORT.md)
+    if dump:  # every result as JSON, for a report on the corpus
         done = {cid: f.result() for cid, f in futures.items() if f.done() and not f.cancelled()}
         Path(dump).write_text(json.dumps(done, indent=1, default=str))
 

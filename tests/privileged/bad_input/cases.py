@@ -427,7 +427,7 @@ INTERRUPTS = [
 ]
 
 
-# Last, so that it does not wait beside api_queue_busy_read while that one hangs today.
+# Last, apart from api_queue_busy_read: each has every system call of the machine push a value while it reads.
 LAST = [
     Case("api_stack_busy_read", "len() of a stack pushed on every system call while it is read",
          "n = len(prog['q'])", None, setup="prog = bpfnb.Program(BUSY_STACK)\n",
