@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .maps.fd_arrays import CgroupArrayMap, ProgArrayMap
     from .maps.history import MapHistory
     from .maps.queues import QueueMap
+    from .maps.reported import ReportedMapView
     from .maps.stacks import StackTraceMap
     from .maps.tables import ArrayMap, HashMap, PerCpuArrayMap, PerCpuHashMap, UnsupportedMap
     from .maps.view import BpfMap
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from .remote.program import ClusterProgram
     from .remote.streams import ClusterStream
     from .streams.stream import Stream
+    from .streams.text import TextStream
     from .tools.helpers import helpers
     from .tools.probe_listing import ProbeList, probes
 
@@ -101,10 +103,12 @@ _LAZY = {
     "ProgArrayMap": ".maps.fd_arrays",
     "Program": ".program",
     "QueueMap": ".maps.queues",
+    "ReportedMapView": ".maps.reported",
     "Recorder": ".capture.recorder",
     "StackTraceMap": ".maps.stacks",
     "Stream": ".streams.stream",
     "TestRunResult": ".packets.testrun",
+    "TextStream": ".streams.text",
     "Tracepoint": ".kernel.tracefs",
     "UnsupportedMap": ".maps.tables",
     "cluster": ".remote.api",
@@ -155,10 +159,12 @@ __all__ = [
     "Program",
     "QueueMap",
     "Recorder",
+    "ReportedMapView",
     "SetupError",
     "StackTraceMap",
     "Stream",
     "TestRunResult",
+    "TextStream",
     "Tracepoint",
     "UnsupportedMap",
     "UnsupportedMapError",
