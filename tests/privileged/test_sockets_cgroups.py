@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,9 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import bpfnb
 from bpfnb.kernel.cgroups import cgroup2_root
+from bpfnb.kernel.constants import ATTACH_TYPES, PROG_TYPES
 from bpfnb.kernel.handles import socket_cookie
+from bpfnb.kernel.libbpf import link_create, prog_load
 from bpfnb.kernel.netns import entered
 
 from .conftest import kernel_prog_ids
@@ -289,6 +293,139 @@ def test_sk_storage_counts_each_sockets_bytes(engine, cgroup, no_leaks):
     assert attached_to(cgroup) == []
 
 
+# -- the other cgroup hooks: sock_create, bind4, sendmsg4, getsockopt, sysctl ----------------
+
+RETURN_1 = struct.pack("<BBhi", 0xB7, 0, 0, 1) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = 1; exit
+
+
+def skip_unless_the_kernel_links(cgroup: Path, prog_type: str, attach_type: str) -> None:
+    """Skip, with the kernel's reason, unless it loads ``r0 = 1; exit`` as ``prog_type`` and links it as ``attach_type``."""
+    fd, err, log = prog_load(PROG_TYPES[prog_type], RETURN_1, expected_attach_type=ATTACH_TYPES[attach_type])
+    if fd < 0:
+        pytest.skip(f"this kernel loads no {prog_type} program for {attach_type}: {os.strerror(err)} {log.strip()}")
+    group = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.close(link_create(fd, group, ATTACH_TYPES[attach_type]))
+    except OSError as exc:
+        pytest.skip(f"this kernel links no {attach_type} program to a cgroup: {exc.strerror}")
+    finally:
+        os.close(group)
+        os.close(fd)
+
+
+# Each hook counts the calls it matches in calls[0] and denies one kind (the kernel then says EPERM).
+HOOK_BCC = """
+    BPF_ARRAY(calls, u64, 1);
+    int hook(CTX *ctx) {
+        if (!(MATCH))
+            return 1;
+        calls.increment(0);
+        return (DENY) ? 0 : 1;
+    }
+"""
+HOOK_LIBBPF = """
+    struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } calls SEC(".maps");
+    SEC("cgroup/HOOK_TYPE")
+    int hook(CTX *ctx) {
+        if (!(MATCH))
+            return 1;
+        __u32 zero = 0;
+        __u64 *n = bpf_map_lookup_elem(&calls, &zero);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        return (DENY) ? 0 : 1;
+    }
+"""
+
+# type: (program type, attach type as bpftool names it, context, what to count, what to deny,
+#        a workload making three allowed calls, the call the hook denies).
+CGROUP_HOOK_CASES = {
+    "sock_create": (
+        "cgroup_sock",
+        "cgroup_inet_sock_create",
+        "struct bpf_sock",
+        "1",
+        "ctx->type == 2 /* SOCK_DGRAM */",
+        "kept = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(3)]",
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+    ),
+    "bind4": (
+        "cgroup_sock_addr",
+        "cgroup_inet4_bind",
+        "struct bpf_sock_addr",
+        "1",
+        "ctx->user_ip4 == bpf_htonl(0x7f000002) /* 127.0.0.2 */",
+        "kept = [socket.socket() for _ in range(3)]\nfor s in kept: s.bind(('127.0.0.1', 0))",
+        "socket.socket().bind(('127.0.0.2', 0))",
+    ),
+    "sendmsg4": (
+        "cgroup_sock_addr",
+        "cgroup_udp4_sendmsg",
+        "struct bpf_sock_addr",
+        "1",
+        "ctx->user_ip4 == bpf_htonl(0x7f000002) /* 127.0.0.2 */",
+        "inbox, out = socket.socket(type=socket.SOCK_DGRAM), socket.socket(type=socket.SOCK_DGRAM)\n"
+        "inbox.bind(('127.0.0.1', 0)); inbox.settimeout(5)\n"
+        "for i in range(3): out.sendto(b'%d' % i, inbox.getsockname())\n"
+        "assert [inbox.recv(10) for _ in range(3)] == [b'0', b'1', b'2']",
+        "out.sendto(b'x', ('127.0.0.2', 9))",
+    ),
+    "getsockopt": (
+        "cgroup_sockopt",
+        "cgroup_getsockopt",
+        "struct bpf_sockopt",
+        "ctx->level == 1 /* SOL_SOCKET */",
+        "ctx->optname == 8 /* SO_RCVBUF */",
+        "s = socket.socket()\nfor _ in range(3): assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM",
+        "s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)",
+    ),
+    "sysctl": (
+        "cgroup_sysctl",
+        "cgroup_sysctl",
+        "struct bpf_sysctl",
+        "1",
+        "ctx->write",
+        # One read() each (a buffered read would read again to find the end), then write back what was read.
+        "for _ in range(3):\n"
+        "    fd = os.open('/proc/sys/net/ipv4/ip_forward', os.O_RDONLY); value = os.read(fd, 16); os.close(fd)\n"
+        "fd = os.open('/proc/sys/net/ipv4/ip_forward', os.O_WRONLY)",
+        "os.write(fd, value)",
+    ),
+}
+
+HOOK_WORKLOAD = """
+import errno, os, socket
+{allowed}
+try:
+    {denied}
+except OSError as e:
+    print(errno.errorcode[e.errno])
+else:
+    print("allowed")
+"""
+
+
+@pytest.mark.parametrize("hook", CGROUP_HOOK_CASES)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_cgroup_hook_counts_and_denies_the_calls_made_inside_the_cgroup(engine, hook, cgroup, no_leaks):
+    prog_type, attach_type, context, match, deny, allowed, denied = CGROUP_HOOK_CASES[hook]
+    skip_unless_the_kernel_links(cgroup, prog_type, attach_type)
+    template = libbpf_cell(HOOK_LIBBPF) if engine == "libbpf" else textwrap.dedent(HOOK_BCC)
+    source = template.replace("HOOK_TYPE", hook).replace("CTX", context).replace("MATCH", match).replace("DENY", deny)
+    # A libbpf cell takes the hook from SEC() (--cgroup PATH alone); a BCC function is told.
+    spec = str(cgroup) if engine == "libbpf" else f"{cgroup}=hook,type={hook}"
+    workload = HOOK_WORKLOAD.format(allowed=allowed, denied=denied)
+    with bpfnb.Program(source, probes=[bpfnb.Probe.parse("cgroup", spec)]) as program:
+        assert attached_to(cgroup) == [attach_type]
+        assert [str(p) for p in program.attachments] == [f"cgroup {cgroup},type={hook} -> hook"]
+        inside = run_in(cgroup, workload)
+        assert (inside.stdout, inside.returncode) == ("EPERM\n", 0), inside.stderr
+        assert program["calls"][0] == 4
+    assert attached_to(cgroup) == []
+    after = run_in(cgroup, workload)
+    assert (after.stdout, after.returncode) == ("allowed\n", 0), after.stderr
+
+
 # -- sockmaps: sk_skb and sk_msg -------------------------------------------------------
 
 SPLICE = {
@@ -355,6 +492,104 @@ def test_sk_skb_verdict_splices_two_connections(engine, no_leaks):
         s.close()
 
 
+FRAMED_SPLICE = {
+    "bcc": """
+        BPF_SOCKHASH(sockets, u32, 2);
+        BPF_ARRAY(runs, u64, 2);  // 0: the parser's, 1: the verdict's
+        int parse(struct __sk_buff *skb) {
+            runs.increment(0);
+            return RECORD;
+        }
+        int splice(struct __sk_buff *skb) {
+            runs.increment(1);
+            u32 other = skb->local_port == PROXY ? 1 : 0;
+            return sockets.sk_redirect_hash(skb, &other, 0);
+        }
+    """,
+    "libbpf": libbpf_cell("""
+        struct {
+            __uint(type, BPF_MAP_TYPE_SOCKMAP);
+            __uint(max_entries, 2);
+            __type(key, __u32);
+            __type(value, __u64);
+        } sockets SEC(".maps");
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } runs SEC(".maps");
+        static void ran(__u32 which) {
+            __u64 *n = bpf_map_lookup_elem(&runs, &which);
+            if (n)
+                __sync_fetch_and_add(n, 1);
+        }
+        SEC("sk_skb/stream_parser")
+        int parse(struct __sk_buff *skb) {
+            ran(0);
+            return RECORD;
+        }
+        SEC("sk_skb/stream_verdict")
+        int splice(struct __sk_buff *skb) {
+            ran(1);
+            return bpf_sk_redirect_map(skb, &sockets, skb->local_port == PROXY ? 1 : 0, 0);
+        }
+    """),
+}
+
+
+def received(sock: socket.socket, size: int) -> bytes:
+    got = b""
+    while len(got) < size:
+        got += sock.recv(size - len(got))
+    return got
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sk_skb_parser_frames_what_the_verdict_splices(engine, no_leaks):
+    """The parser cuts the stream into 16-byte records; the verdict sees, and splices, whole records only."""
+    front_listener, back_listener = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    client, proxy_front = connected_pair(front_listener)
+    proxy_back, server = connected_pair(back_listener)
+    source = FRAMED_SPLICE[engine].replace("PROXY", str(front_listener.getsockname()[1])).replace("RECORD", "16")
+    probes = [
+        bpfnb.Probe.parse("sk_skb", "sockets=parse,type=parser"),
+        bpfnb.Probe.parse("sk_skb", "sockets=splice,type=verdict"),
+    ]
+    with contextlib.ExitStack() as sockets:
+        for s in (client, proxy_front, proxy_back, server, front_listener, back_listener):
+            sockets.enter_context(s)
+        try:
+            program = bpfnb.Program(source, probes=probes)
+        except bpfnb.AttachError as error:
+            if "Operation not supported" in error.message:  # a kernel without CONFIG_BPF_STREAM_PARSER
+                pytest.skip(error.message)
+            raise
+        with program:
+            assert [str(p) for p in program.attachments] == [
+                "sk_skb sockets,type=parser -> parse",
+                "sk_skb sockets,type=verdict -> splice",
+            ]
+            runs = program["runs"]  # [parser runs, verdict runs]
+            program["sockets"].set(0, proxy_front)
+            program["sockets"].set(1, proxy_back)
+            records = b"".join(b"record %-9d" % i for i in range(5))
+            client.sendall(records)  # one segment: the parser, not TCP, makes five messages of it
+            assert received(server, 80) == records
+            assert (runs[0], runs[1]) == (5, 5)
+            server.sendall(records[:48])
+            assert received(client, 48) == records[:48]
+            assert (runs[0], runs[1]) == (8, 8)
+            # Half a record: the parser has said 16 bytes, so the verdict waits for the rest.
+            client.sendall(b"half a r")
+            deadline = time.monotonic() + 5
+            while runs[0] == 8 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert (runs[0], runs[1]) == (9, 8)
+            assert select.select([server], [], [], 0.05)[0] == []
+            client.sendall(b"ecord 99")
+            assert received(server, 16) == b"half a record 99"
+            assert (runs[0], runs[1]) == (9, 9)
+        # Detached: the proxy's sockets are plain sockets again.
+        client.sendall(b"to the proxy")
+        assert received(proxy_front, 12) == b"to the proxy"
+
+
 SK_MSG = {
     "bcc": """
         BPF_SOCKHASH(sockets, u32, 4);
@@ -399,6 +634,39 @@ def test_sk_msg_sees_every_send_of_a_socket_in_the_map(engine, no_leaks):
         assert program["sent"][0] == 2105
     for s in (near, far, listener):
         s.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_bpf_cell_attaches_sk_msg_to_its_sockhash(engine, no_leaks):
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bpfnb")
+    listener = socket.create_server(("127.0.0.1", 0))
+    near, far = connected_pair(listener)
+    try:
+        assert shell.run_cell("%%bpf sends --sk-msg sockets=count_sends\n" + textwrap.dedent(SK_MSG[engine])).success
+        program = shell.user_ns["sends"]
+        assert program.engine == engine
+        assert [str(p) for p in program.attachments] == ["sk_msg sockets -> count_sends"]
+        program["sockets"].set(7, near)
+        for size in (100, 2000, 5):
+            near.sendall(b"m" * size)
+        assert received(far, 2105) == b"m" * 2105
+        assert program["sent"][0] == 2105
+        prog_ids = set(program.stats().prog_id)
+        shell.run_line_magic("bpf", "detach sends")
+        assert program.closed and program.attachments == []
+        # The socket, still open, left the map: nothing in the kernel holds the program any more.
+        deadline = time.monotonic() + 3
+        while prog_ids & kernel_prog_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not prog_ids & kernel_prog_ids()
+        near.sendall(b"after")
+        assert received(far, 5) == b"after"
+    finally:
+        for s in (near, far, listener):
+            s.close()
+        shell.run_line_magic("unload_ext", "bpfnb")
+        InteractiveShell.clear_instance()
 
 
 def test_a_bcc_sockmap_without_cookies_says_how_to_see_them(no_leaks):
