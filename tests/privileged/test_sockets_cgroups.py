@@ -428,6 +428,16 @@ def test_a_cgroup_hook_counts_and_denies_the_calls_made_inside_the_cgroup(engine
 
 # -- sockmaps: sk_skb and sk_msg -------------------------------------------------------
 
+#: The sockmap of the libbpf cells below: two sockets, at keys 0 and 1.
+TWO_SOCKETS = """
+        struct {
+            __uint(type, BPF_MAP_TYPE_SOCKMAP);
+            __uint(max_entries, 2);
+            __type(key, __u32);
+            __type(value, __u64);
+        } sockets SEC(".maps");
+"""
+
 SPLICE = {
     # BCC passes a map to a helper only through the map's own methods: sockhashes have sk_redirect_hash.
     "bcc": """
@@ -437,13 +447,7 @@ SPLICE = {
             return sockets.sk_redirect_hash(skb, &other, 0);
         }
     """,
-    "libbpf": libbpf_cell("""
-        struct {
-            __uint(type, BPF_MAP_TYPE_SOCKMAP);
-            __uint(max_entries, 2);
-            __type(key, __u32);
-            __type(value, __u64);
-        } sockets SEC(".maps");
+    "libbpf": libbpf_cell(TWO_SOCKETS + """
         SEC("sk_skb/stream_verdict")
         int splice(struct __sk_buff *skb) {
             return bpf_sk_redirect_map(skb, &sockets, skb->local_port == PROXY ? 1 : 0, 0);
@@ -506,13 +510,7 @@ FRAMED_SPLICE = {
             return sockets.sk_redirect_hash(skb, &other, 0);
         }
     """,
-    "libbpf": libbpf_cell("""
-        struct {
-            __uint(type, BPF_MAP_TYPE_SOCKMAP);
-            __uint(max_entries, 2);
-            __type(key, __u32);
-            __type(value, __u64);
-        } sockets SEC(".maps");
+    "libbpf": libbpf_cell(TWO_SOCKETS + """
         struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } runs SEC(".maps");
         static void ran(__u32 which) {
             __u64 *n = bpf_map_lookup_elem(&runs, &which);
