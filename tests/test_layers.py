@@ -1,4 +1,4 @@
-"""The package's layers: every import goes down, and no modules import each other in a circle.
+"""The package's layers: every import goes down, no modules import each other in a circle, engines stay behind their boundary.
 
 Read from the source with ``ast`` (imports inside functions count too), so the
 contract holds for lazy imports as well. The layers are listed in
@@ -87,6 +87,31 @@ def test_imports_only_go_down(path: Path) -> None:
         assert _layer_of(parts[1]) > _layer_of(own), (
             f"{path.relative_to(PACKAGE)}:{line} imports {target}: bpfnb.{own} may not import "
             f"bpfnb.{parts[1]}, which is {'beside' if _layer_of(parts[1]) == _layer_of(own) else 'above'} it"
+        )
+
+
+#: The engines behind the boundary (bpfnb/engines/base.py), each a package of bpfnb.engines.
+ENGINES = {"bcc", "libbpf", "bpftrace"}
+#: The layers that speak an engine's own language (its completion, its flags, its helper verdicts),
+#: and may name it; everything else reaches an engine through the boundary.
+SPEAKS_ENGINES = {"notebook", "tools"}
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_engines_are_reached_through_their_boundary(path: Path) -> None:
+    parts = _module_name(path).split(".")
+    own_engine = parts[2] if parts[1:2] == ["engines"] and len(parts) > 2 and parts[2] in ENGINES else None
+    for line, target in _imports(path):
+        names = target.split(".")
+        if names[1:2] != ["engines"] or len(names) < 3 or names[2] not in ENGINES or names[2] == own_engine:
+            continue
+        # bpfnb/engines/__init__.py's load() picks the engine: it alone names them all.
+        if parts == ["bpfnb", "engines"]:
+            continue
+        assert own_engine is None, f"{path.relative_to(PACKAGE)}:{line} imports {target}: one engine may not use another"
+        assert parts[1] in SPEAKS_ENGINES, (
+            f"{path.relative_to(PACKAGE)}:{line} imports {target}: bpfnb.{parts[1]} reaches engines through "
+            "bpfnb.engines (base.py's LoadedProgram and load()), not one engine's modules"
         )
 
 
