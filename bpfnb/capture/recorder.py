@@ -40,7 +40,6 @@ from ..engines.base import Resource, Summary
 from ..errors import ArgumentError, BpfnbError, CaptureError
 from ..maps.history import MapHistory
 from ..program import Program
-from ..remote.maps import ClusterMap
 from ..remote.program import ClusterProgram
 from ..remote.streams import ClusterStream
 from ..streams.decoding import Batch, Rows
@@ -166,13 +165,7 @@ class _HostStreamSink:
             waiting, self.waiting = self.waiting, 0
             refused = self.refused
         self.recorder.release(waiting)
-        counts = self.stream.host_counts()
-        since = {h: {k: c[k] - self.before.get(h, {}).get(k, 0) for k in ("lost", "dropped_on_host", "dropped_here")} for h, c in counts.items()}
-        self.entry["hosts"] = since
-        self.entry["lost"] = sum(c["lost"] for c in since.values())
-        self.entry["dropped"] = sum(c["dropped_here"] for c in since.values())
-        # Rows an engine's bounds let go never came here: not in the capture, as those the recorder refused.
-        self.entry["not_recorded"] = refused + sum(c["dropped_on_host"] for c in since.values())
+        _count_hosts(self.entry, self.stream, self.before, refused=refused)
         if not self.stream.running and self.entry["stopped"] is None:
             self.entry["stopped"] = _now()
         return self.stream.frame_of(parts) if parts else None
@@ -182,6 +175,19 @@ class _HostStreamSink:
 
     def close(self) -> None:
         self.stream.remove_tap(self.tap)
+
+
+def _count_hosts(entry: dict[str, Any], stream: ClusterStream, before: dict[str, dict[str, int]], *, refused: int = 0) -> None:
+    """Set a stream entry's counters, per host and in all, from ``stream``'s counts since ``before``."""
+    since = {
+        host: {k: counts[k] - before.get(host, {}).get(k, 0) for k in ("lost", "dropped_on_host", "dropped_here")}
+        for host, counts in stream.host_counts().items()
+    }
+    entry["hosts"] = since
+    entry["lost"] = sum(c["lost"] for c in since.values())
+    entry["dropped"] = sum(c["dropped_here"] for c in since.values())
+    # Rows an engine's bounds let go never came here: not in the capture, as those the recorder refused.
+    entry["not_recorded"] = refused + sum(c["dropped_on_host"] for c in since.values())
 
 
 class _TextSink:
@@ -262,8 +268,7 @@ class _ProgramRecording:
         self._maps[name] = entry
         self.entry["maps"].append(entry)
         # Buffers are read by streams; queues would be emptied and refilled by a read.
-        recordable = view.recordable if isinstance(view, ClusterMap) else view.countable_in_displays
-        if view.map_type in _BUFFERS or not recordable:
+        if view.map_type in _BUFFERS or not view.recordable:
             return
         forms: list[tuple[str, str, dict[str, str]]] = [("snapshots", "maps", {})]
         if entry["percpu"]:
@@ -318,7 +323,11 @@ class _ProgramRecording:
         entry = self._stream_entry(stream.name, stream.kind, table, record_size=stream.record_size)
         entry["options"] = {**options, "decode": {k: repr(v) for k, v in options["decode"].items()}}
         if held:  # a one-off save: the rows held now, and the counters since the stream opened
-            entry.update(received=stream.received, lost=stream.lost, dropped=stream.dropped)
+            entry["received"] = stream.received
+            if isinstance(stream, ClusterStream):
+                _count_hosts(entry, stream, before={})
+            else:
+                entry.update(lost=stream.lost, dropped=stream.dropped)
             self.recorder.store_frame(table, stream.df())
             return
         if isinstance(stream, ClusterStream):

@@ -40,6 +40,8 @@ class ReportedMapView:
     """
 
     countable_in_displays = True
+    #: A recording snapshots it: it is a frame the engine printed.
+    recordable = True
 
     def __init__(self, program: Owner, spec: ReportedMap) -> None:
         self.program = program

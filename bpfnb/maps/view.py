@@ -53,6 +53,11 @@ class BpfMap(Previewed, Mapping[Any, Any]):
     #: False where counting entries would disturb the map (queues are popped to count).
     countable_in_displays = True
 
+    @property
+    def recordable(self) -> bool:
+        """Whether a recording snapshots it: reading it is cheap and changes nothing, as for counting it in displays."""
+        return self.countable_in_displays
+
     def __init__(self, program: Owner, spec: MapSpec) -> None:
         self.program = program
         self.spec = spec

@@ -134,7 +134,7 @@ def _describe(program: Program) -> dict[str, Any]:
             "value_type": view.value_type,
             "histogram": view.histogram,
             "value_columns": sorted(view.value_columns),
-            "recordable": view.countable_in_displays,
+            "recordable": view.recordable,
         }
     return {
         "engine": program.engine,

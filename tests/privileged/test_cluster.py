@@ -312,6 +312,11 @@ def test_a_recording_across_hosts_is_one_capture_with_a_host_column(hosts, clust
         pids = {h.name: run(h, workload, calls[h.name]) for h in hosts.hosts}
         events.wait(hosts=calls, seconds=30)
         capture = recorder.stop()
+        snapshot = bpfnb.save(tmp_path / "cluster-snapshot.zip", rec)["rec"]
+    # A one-off save holds what the stream and the maps hold now, host by host.
+    assert snapshot.stream("events").df().groupby("host").size().to_dict() == calls
+    assert dict(zip(snapshot.stream("events").hosts["host"], snapshot.stream("events").hosts["lost"])) == dict.fromkeys(calls, 0)
+    assert snapshot["counts"].df(merge="sum")["value"].sum() == sum(calls.values())
     program = capture["rec"]
     assert program.hosts is not None and program.hosts["host"].tolist() == ["h1", "h2", "h3"]
     assert program.hosts["state"].tolist() == ["running"] * 3 and "3 hosts" in program._repr_html_()
